@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from enum import IntEnum
 
-from hardware.protocol.common import Packet, StreamDecoder
+from hardware.protocol.common import MAX_BUFFER, Packet, StreamDecoder
 
 HEADER = b"\xff\xff\xfd\x00"
 BROADCAST_ID = 0xFE
@@ -131,7 +131,11 @@ def decode_value(data: bytes | bytearray | memoryview, signed: bool = False) -> 
 
 
 def _u16(v: int) -> bytes:
-    return int(v).to_bytes(2, "little")
+    """Address or length field. ValueError (like every other bad argument here), not OverflowError."""
+    v = int(v)
+    if not 0 <= v <= 0xFFFF:
+        raise ValueError(f"{v} does not fit in an unsigned 16-bit field")
+    return v.to_bytes(2, "little")
 
 
 # --- instruction builders -------------------------------------------------------------------------
@@ -203,12 +207,23 @@ class Decoder(StreamDecoder):
 
     ``status=True`` decodes servo replies (``Packet.code`` is the ERR byte and ``params`` the data);
     ``status=False`` decodes instructions (``code`` is the instruction). ``feed`` never raises.
+    ``max_length`` bounds LEN (also when assigned later); it is capped so that a whole frame
+    (7 + LEN bytes) fits in the buffer (``MAX_BUFFER``): a longer frame fed in pieces would be cut
+    by the buffer trim and lost.
     """
 
     def __init__(self, *, status: bool, max_length: int = MAX_LENGTH) -> None:
         super().__init__()
         self.status = status
-        self.max_length = max(3, min(max_length, 0xFFFF))
+        self.max_length = max_length
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self._max_length = max(3, min(int(value), MAX_BUFFER - 7))
 
     def _try_decode(self) -> Packet | None | int:
         buf = self._buf
