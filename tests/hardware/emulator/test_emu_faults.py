@@ -60,11 +60,19 @@ def test_drop_all(make_client):
         assert emu.stats.dropped == 3 and emu.stats.replies == 0 and emu.stats.requests == 3
 
 
-def test_drop_some_is_seeded(make_client):
+def test_drop_some_is_seeded(make_client, wait_for):
     def pattern(seed: int) -> list[bool]:
+        # which requests got a reply, read from the emulator's own counters (not from client timeouts,
+        # which a loaded machine can miss)
         with Emulator("so101", faults=f"drop=0.5,seed={seed}") as emu:
             client = make_client(emu.port)
-            return [bool(client.transact(ft.ping(1), timeout=0.02)) for _ in range(24)]
+            answered = []
+            for k in range(24):
+                dropped = emu.stats.dropped
+                client.transact(ft.ping(1), timeout=0.02)
+                assert wait_for(lambda: emu.stats.requests == k + 1, timeout=2.0)
+                answered.append(emu.stats.dropped == dropped)
+            return answered
 
     a, b = pattern(3), pattern(3)
     assert a == b

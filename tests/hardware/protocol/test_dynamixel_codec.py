@@ -435,7 +435,7 @@ def test_max_length_is_capped_so_a_frame_always_fits_the_buffer():
 
 
 def test_rejected_frame_is_still_at_the_front_of_the_buffer_when_try_decode_reports_it():
-    """Contract relied on by hardware.bus.base.tracking_decoder (it reads the id of a garbled reply)."""
+    """Contract relied on by hardware.bus.link.tracking_decoder (it reads the id of a garbled reply)."""
     seen = []
 
     class Spy(dx.Decoder):

@@ -370,7 +370,7 @@ def test_truncated_frame_followed_by_a_valid_one_slides_by_one_byte():
 
 
 def test_rejected_frame_is_still_at_the_front_of_the_buffer_when_try_decode_reports_it():
-    """Contract relied on by hardware.bus.base.tracking_decoder (it reads the id of a garbled reply)."""
+    """Contract relied on by hardware.bus.link.tracking_decoder (it reads the id of a garbled reply)."""
     seen = []
 
     class Spy(ft.Decoder):
