@@ -198,10 +198,10 @@ class Link:
             self.stats.bytes_tx += sent
 
     def try_send(self, request: bytes) -> int:
-        """One non-blocking write attempt of a request no servo answers; returns the bytes taken.
+        """One non-blocking write of a request no servo answers, for the event loop's fast path.
 
-        For the event loop's fast path: it never waits (the fd is non-blocking), so the caller hands
-        whatever was not taken to the I/O thread.
+        Never waits (the fd is non-blocking): returns how many bytes the kernel took, so the caller
+        hands whatever is left to the I/O thread.
         """
         if self._fd < 0:
             raise RuntimeError("the bus is closed")
@@ -269,13 +269,17 @@ class Link:
                     if last_look:  # while the replies were already waiting in the kernel
                         break
                     last_look, remaining = True, 0.0
-                if remaining > 0 and clock() >= spin_from:
-                    chunk = _poll(fd, min(deadline, clock() + SPIN_S))
+                now = clock()
+                if remaining > 0 and now >= spin_from:
+                    chunk = _poll(fd, min(deadline, now + SPIN_S))
                     if chunk is None:
                         spin_from = deadline  # nothing within the spin window: back to sleeping in select
                         continue
                 else:
-                    if not select.select((fd,), (), (), remaining)[0]:
+                    wake_early = 0.0 < spin_from - now < remaining  # wake up to start polling
+                    if not select.select((fd,), (), (), spin_from - now if wake_early else remaining)[0]:
+                        if wake_early:
+                            continue
                         break
                     chunk = os.read(fd, 4096)
                 now = clock()

@@ -71,8 +71,9 @@ async def test_not_a_serial_port(tmp_path: Path, kind: str) -> None:
 
 
 async def test_port_already_open_by_another_bus(so101_emu: Emulator) -> None:
-    async with FeetechBus(so101_emu.port) as first:
-        second = FeetechBus(so101_emu.port)
+    # a 20 ms reply margin, as the fixtures use: the in-process emulator shares the GIL with the test
+    async with FeetechBus(so101_emu.port, latency_s=0.02) as first:
+        second = FeetechBus(so101_emu.port, latency_s=0.02)
         with pytest.raises(PortBusyError, match="another program has it open"):
             await second.open()
         assert (await first.ping(1)).model_number == 777
