@@ -58,7 +58,7 @@ async def scan(cfg: ScanConfig) -> list[dict[str, Any]]:
                     "id": servo_id,
                     "joint": profile.motor(servo_id).joint if profile and servo_id in profile.ids else "",
                     "model": model.name if model else f"unknown ({number})",
-                    "firmware": ".".join(str(v) for v in ping.firmware) if isinstance(ping.firmware, tuple) else str(ping.firmware),
+                    "firmware": ".".join(str(v) for v in ping.firmware),
                     "position": pos.value,
                     "voltage_v": volt.value / 10.0,
                     "temperature_c": temp.value,

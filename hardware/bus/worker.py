@@ -84,7 +84,7 @@ class Worker:
             raise RuntimeError("the bus is not open: call `await bus.open()` first")
         fut = loop.create_future()
         self._in_flight += 1
-        self._queue.put((fn, args, fut, loop, self._set_result, self._set_exception))
+        self._queue.put((fn, args, fut, loop))
         return fut
 
     def stop(self) -> None:
@@ -97,19 +97,18 @@ class Worker:
             self._queue = None
         self._thread = None
 
-    @staticmethod
-    def _run(jobs: queue.SimpleQueue) -> None:
+    def _run(self, jobs: queue.SimpleQueue) -> None:
         get = jobs.get
         while True:
             item = get()
             if item is None:
                 return
-            fn, args, fut, loop, set_result, set_exception = item
+            fn, args, fut, loop = item
             try:
                 result = fn(*args)
             except BaseException as exc:  # handed to the awaiting task, which re-raises it
-                callback, value = set_exception, exc
+                callback, value = self._set_exception, exc
             else:
-                callback, value = set_result, result
+                callback, value = self._set_result, result
             with contextlib.suppress(RuntimeError):  # the loop closed while the job ran: nobody waits
                 loop.call_soon_threadsafe(callback, fut, value)
