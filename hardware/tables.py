@@ -247,3 +247,17 @@ def model(name: str) -> ServoModel:
         return MODELS[name]
     except KeyError:
         raise KeyError(f"unknown servo model {name!r} (known: {', '.join(MODELS)})") from None
+
+
+def load_register(m: ServoModel) -> tuple[str, float]:
+    """The register that says how hard ``m`` works, and the reading that means full effort (load 1.0).
+
+    STS3215: Present_Load in 0.1 % of full torque (sign in bit 10). XL330: Present_Current in mA, 1750 =
+    its default current limit. XL430: address 126 holds Present_Load in 0.1 % (the table names it
+    Present_Current for both models).
+    """
+    if m.family is Family.FEETECH:
+        return "Present_Load", 1000.0
+    if m.name.startswith("xl330"):
+        return "Present_Current", 1750.0
+    return "Present_Current", 1000.0

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from hardware.arms import ARMS
 from hardware.errors import HardwareError
 from harmowam_ctl import logs
+from harmowam_ctl.commands import run as run_cmd
 from harmowam_ctl.commands import sim as sim_cmd
 from harmowam_ctl.config import ConfigError, build
 
@@ -54,10 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     bs.add_argument("--samples", type=int, help="timed renders / steps (default 300)")
     bs.add_argument("--json", action="store_true", help="print JSON")
 
+    bl = bsub.add_parser("loop", help="the runtime vs a LeRobot-style synchronous loop on the simulated arm")
+    bl.add_argument("--duration", dest="duration_s", type=float, help="seconds of each loop (default 15)")
+    bl.add_argument("--policy-mode", choices=["thread", "process"], help="where the runtime's policy runs (default process)")
+    bl.add_argument("--no-baseline", dest="baseline", action="store_false", default=None, help="skip the synchronous loop")
+    bl.add_argument("--json", action="store_true", help="print JSON")
+
     demo = sub.add_parser("demo", help="what exists today, on an emulated arm: scan, move, benchmark")
     demo.add_argument("--arm", choices=sorted(ARMS), default="so101")
     demo.add_argument("--cycles", type=int, default=1000, help="benchmark cycles")
     sim_cmd.add_parser(sub)
+    run_cmd.add_parsers(sub)
     return p
 
 
@@ -84,8 +92,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         result = sim.run(cfg)
         print(json.dumps(result, indent=2) if args.json else sim.format_text(result))
         return EXIT_OK
+    if args.bench == "loop":
+        from harmowam_ctl.bench import loop
+
+        cfg = build(loop.BenchLoopConfig, {"duration_s": args.duration_s, "policy_mode": args.policy_mode, "baseline": args.baseline})
+        result = loop.run(cfg)
+        print(json.dumps(result, indent=2) if args.json else loop.format_text(result))
+        return EXIT_OK
     if args.bench != "bus":
-        print("harmowam bench: choose what to benchmark: bus or sim", file=sys.stderr)
+        print("harmowam bench: choose what to benchmark: bus, sim or loop", file=sys.stderr)
         return EXIT_USAGE
     from harmowam_ctl.bench import bus
 
@@ -104,7 +119,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.arm, args.cycles)
 
 
-COMMANDS = {"emulate": _cmd_emulate, "scan": _cmd_scan, "bench": _cmd_bench, "demo": _cmd_demo, "sim": sim_cmd.run}
+COMMANDS = {"emulate": _cmd_emulate, "scan": _cmd_scan, "bench": _cmd_bench, "demo": _cmd_demo, "sim": sim_cmd.run, "run": run_cmd.run, "teleop": run_cmd.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

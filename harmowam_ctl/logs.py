@@ -11,6 +11,23 @@ import structlog
 LEVELS = ("debug", "info", "warning", "error")
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at the moment of writing (it may be swapped, e.g. by a test harness, after
+    configure ran); a closed stream drops the line instead of raising in a worker thread."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stderr.write(text)
+        except (ValueError, OSError):
+            return 0
+
+    def flush(self) -> None:
+        try:
+            sys.stderr.flush()
+        except (ValueError, OSError):
+            pass
+
+
 def configure(level: str | None = None, json: bool = False) -> None:
     """Configure structlog (and stdlib logging, which LeRobot uses) once per process.
 
@@ -30,6 +47,6 @@ def configure(level: str | None = None, json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
         cache_logger_on_first_use=False,
     )

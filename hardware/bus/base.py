@@ -215,6 +215,25 @@ class ServoBus:
             self._check_id(i)
         return await self._worker.submit(self._w_sync_read, self._reg(register), id_list)
 
+    async def sync_read_span(self, registers: Sequence[str], ids: Iterable[int]) -> dict[str, SyncReading]:
+        """Several registers of several servos in ONE sync read of the bytes spanning them all (e.g.
+        Present_Position and Present_Load in one transaction per control tick); each decoded as its
+        table entry. The span may hold registers not asked for; it must fit ``max_register_size``."""
+        id_list = tuple(ids)
+        if len(set(id_list)) != len(id_list) or not id_list:
+            raise ValueError(f"sync_read_span needs distinct servo ids, got {list(id_list)}")
+        for i in id_list:
+            self._check_id(i)
+        regs = [self._reg(r) for r in registers]
+        if not regs:
+            raise ValueError("sync_read_span needs at least one register")
+        start = min(r.address for r in regs)
+        size = max(r.address + r.size for r in regs) - start
+        if size > self.max_register_size:
+            names = ", ".join(r.name for r in regs)
+            raise ValueError(f"{names} span {size} bytes; one sync read takes at most {self.max_register_size}")
+        return await self._worker.submit(self._w_sync_read_span, regs, start, size, id_list)
+
     async def sync_write(self, register: str | tuple[int, int], values: Mapping[int, int]) -> None:
         """One SYNC_WRITE; returns once the bytes are handed to the port (servos do not answer it)."""
         reg = self._writable(self._reg(register))
@@ -295,6 +314,25 @@ class ServoBus:
                     faults[i] = fault
             values[i] = decode(reg, packet.params)
         return SyncReading(values, t, faults)
+
+    def _w_sync_read_span(self, regs: list[Reg], start: int, size: int, ids: tuple[int, ...]) -> dict[str, SyncReading]:
+        what = "a sync read of " + " + ".join(r.name for r in regs)
+        build = self.codec.sync_read
+        got, t = self.link.transact(what, lambda pending: build(start, size, pending), ids, size)
+        faults: dict[int, ServoFault] = {}
+        seen, healthy = self._faults, ServoFault.NONE
+        for i in ids:
+            packet = got[i]
+            if packet.code or seen.get(i) is not healthy:
+                fault = self._status(i, packet.code, what, regs[0])
+                if fault:
+                    faults[i] = fault
+        out: dict[str, SyncReading] = {}
+        for reg in regs:
+            lo = reg.address - start
+            values = {i: self._decode(reg, got[i].params[lo : lo + reg.size]) for i in ids}
+            out[reg.name] = SyncReading(values, t, faults)
+        return out
 
     def _w_sync_write(self, reg: Reg, request: bytes) -> None:
         self.link.transact(f"a sync write of {reg.name}", lambda _ids: request, (), 0)

@@ -1,0 +1,72 @@
+"""The arm as the servo tick sees it: read joint state in radians, write joint targets in radians.
+
+One control tick costs two bus transactions: a sync read of the span Present_Position..Present_Load
+(Feetech) or Present_Current..Present_Position (Dynamixel) and one sync write of Goal_Position. Ticks
+become radians through the calibration (``calibration.model``); ticks never leave this module and
+``calibration``.
+
+``activate()`` is the start-up rule of field note 11: Goal_Position is first set to where each joint is
+now, and only then is torque enabled, so a stale goal left in a servo can never make the arm jump.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from hardware.arms import ArmProfile
+from hardware.bus import ServoFault
+from hardware.tables import Family, load_register
+from harmowam_ctl.types import JointState
+
+
+class Converter(Protocol):
+    def positions_to_radians(self, values: dict[int, int]) -> np.ndarray: ...
+
+    def radians_to_goals(self, targets: np.ndarray) -> dict[int, int]: ...
+
+
+class ArmIO:
+    def __init__(self, bus: Any, profile: ArmProfile, calibration: Converter) -> None:
+        self.bus = bus
+        self.profile = profile
+        self.cal = calibration
+        self.ids = list(profile.ids)
+        names = {load_register(m.model) for m in profile.motors}
+        if len({n for n, _ in names}) != 1:
+            raise ValueError(f"{profile.name}: its servos report load in different registers")
+        self.load_name = next(iter(names))[0]
+        self.load_scale = np.array([load_register(m.model)[1] for m in profile.motors])
+        self.span = ["Present_Position", self.load_name]
+        if profile.family is Family.DYNAMIXEL:
+            self.span.reverse()  # Present_Current (126) comes before Present_Position (132)
+        self._index = {i: k for k, i in enumerate(self.ids)}
+
+    async def read(self) -> JointState:
+        out = await self.bus.sync_read_span(self.span, self.ids)
+        pos = out["Present_Position"]
+        load = out[self.load_name]
+        positions = self.cal.positions_to_radians(pos.values)
+        loads = np.array([load.values[i] for i in self.ids], dtype=float) / self.load_scale
+        faults: dict[int, ServoFault] = {self._index[i]: f for i, f in pos.faults.items()}
+        return JointState(t=pos.t, positions=positions, loads=loads, faults=faults)
+
+    async def write(self, targets: np.ndarray) -> None:
+        await self.bus.sync_write("Goal_Position", self.cal.radians_to_goals(np.asarray(targets, dtype=float)))
+
+    async def torque(self, on: bool, ids: Sequence[int] | None = None) -> None:
+        value = 1 if on else 0
+        await self.bus.sync_write("Torque_Enable", {i: value for i in (ids or self.ids)})
+
+    async def torque_state(self) -> dict[int, int]:
+        return (await self.bus.sync_read("Torque_Enable", self.ids)).values
+
+    async def activate(self) -> JointState:
+        """Goal := present, then torque on (never a jump at start-up). Returns the state it started from."""
+        state = await self.read()
+        raw = await self.bus.sync_read("Present_Position", self.ids)
+        await self.bus.sync_write("Goal_Position", raw.values)
+        await self.torque(True)
+        return state

@@ -1,0 +1,174 @@
+"""``harmowam bench loop``: the runtime against a LeRobot-style synchronous loop, same arm, same policy.
+
+Both run on the simulated SO-101 (``SimRig``: MuJoCo arm behind the emulated bus, two 96 x 96 cameras at
+30 fps) with the ``synthetic`` policy (real torch work: ~15 ms predict + ~8 ms act on one thread, chunks
+of 12 steps at 30 Hz), one after the other in the same command.
+
+* ``runtime``: ``harmowam run --sim --policy synthetic`` as shipped (policy in a process, 100 Hz tick).
+* ``sync_baseline``: what a LeRobot record/eval loop does, in one thread: each iteration reads the
+  joints, and when its action queue is empty takes the newest camera frames and runs the policy right
+  there (observe -> infer -> act), then sends one action and sleeps out the rest of the 10 ms period.
+
+Keys (both): ``tick_hz``: iterations per second; ``tick_jitter_ms_p99``: p99 of |interval between
+consecutive tick starts - 10 ms| (the same definition for both loops); ``e2e_latency_ms_p50/p99``:
+capture of a camera frame -> the first servo command computed from it; ``policy_hz``: action chunks
+per second. The runtime's own telemetry (lateness against its fixed schedule) is under ``runtime_telemetry``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from harmowam_ctl.bench import machine
+
+RATE_HZ = 100.0
+
+
+class BenchLoopConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duration_s: float = Field(15.0, ge=2.0, le=600.0, description="seconds of each loop")
+    predict_ms: float = Field(15.0, gt=0, le=200)
+    act_ms: float = Field(8.0, gt=0, le=200)
+    policy_mode: str = Field("process", pattern="^(thread|process)$")
+    baseline: bool = True
+
+
+def _p(values: list[float] | np.ndarray, q: float) -> float | None:
+    a = np.asarray(values, dtype=float)
+    return None if a.size == 0 else round(float(np.percentile(a, q)), 3)
+
+
+def _period_jitter(starts: np.ndarray) -> float | None:
+    if starts.size < 3:
+        return None
+    return _p(np.abs(np.diff(starts) - 1.0 / RATE_HZ) * 1e3, 99)
+
+
+async def _runtime(cfg: BenchLoopConfig, out: str) -> dict[str, Any]:
+    from harmowam_ctl import runconfig
+    from harmowam_ctl.setup import session
+
+    rc = runconfig.load(None, {
+        "sim": True, "policy": "synthetic", "policy_mode": cfg.policy_mode, "duration_s": cfg.duration_s,
+        "keyboard": False, "status": False, "rate_hz": RATE_HZ,
+        "policy_options": {"predict_ms": cfg.predict_ms, "act_ms": cfg.act_ms},
+        "telemetry": {"out_dir": out, "plot": False},
+    })
+    async with session(rc) as rt:
+        await rt.run()
+        cols = rt.p.telemetry.columns()
+        s = rt.p.telemetry.summary()
+    t_active = rt.t_active
+    starts = np.asarray(cols.t_start, dtype=float)
+    starts = starts[(starts > t_active + 1.0) & (starts < t_active + cfg.duration_s)]  # steady state, before the stop
+    e2e = s.get("e2e_latency_ms") or {}
+    return {
+        "tick_hz": round((starts.size - 1) / (starts[-1] - starts[0]), 2) if starts.size > 2 else None,
+        "tick_jitter_ms_p99": _period_jitter(starts),
+        "e2e_latency_ms_p50": e2e.get("p50"),
+        "e2e_latency_ms_p99": e2e.get("p99"),
+        "policy_hz": s["policy"]["policy_hz"],
+        "runtime_telemetry": {k: s.get(k) for k in ("tick_jitter_ms", "tick_compute_ms", "deadline_misses", "faults")},
+    }
+
+
+async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
+    from calibration import ArmCalibration
+    from hardware.arms import arm as arm_by_name
+    from hardware.bus import open_bus
+    from harmowam_ctl.armio import ArmIO
+    from harmowam_ctl.simrig import SimRig
+    from policies.interface import Observation
+    from policies.registry import PolicySpec, build
+
+    import torch
+
+    torch.set_num_threads(1)
+    policy = build(PolicySpec(name="synthetic", options={"predict_ms": cfg.predict_ms, "act_ms": cfg.act_ms}))
+    profile = arm_by_name("so101")
+    rig = SimRig()
+    port = rig.start()
+    cams = rig.cameras
+    bus = open_bus(profile, port)
+    arm = ArmIO(bus, profile, ArmCalibration.simulated(profile))
+    starts: list[float] = []
+    e2e: list[float] = []
+    chunks: list[float] = []
+    try:
+        await bus.open()
+        for c in cams.values():
+            c.start()
+        await arm.activate()
+        queue: list[np.ndarray] = []
+        last_index = -1
+        pending_capture: float | None = None
+        t_end = time.monotonic() + cfg.duration_s
+        period = 1.0 / RATE_HZ
+        while time.monotonic() < t_end:
+            t0 = time.monotonic()
+            starts.append(t0)
+            state = await arm.read()
+            if not queue:
+                front = cams["front"].wait(last_index, 1.0)  # blocks the loop, as a synchronous loop does
+                assert front is not None
+                last_index = front.index
+                wrist = cams["wrist"].latest()
+                frames = {"front": front, "wrist": wrist}
+                obs = Observation(
+                    t=max(f.t_capture for f in frames.values()), state=state.positions, state_t=state.t,
+                    images={k: f.image for k, f in frames.items()}, image_t={k: f.t_capture for k, f in frames.items()},
+                )
+                chunk = policy.act(policy.predict(obs), obs)
+                chunks.append(time.monotonic())
+                queue = list(chunk.actions)
+                pending_capture = obs.t
+            await arm.write(queue.pop(0))
+            if pending_capture is not None:
+                e2e.append((time.monotonic() - pending_capture) * 1e3)
+                pending_capture = None
+            rest = period - (time.monotonic() - t0)
+            if rest > 0:
+                time.sleep(rest)  # LeRobot's loops sleep/busy-wait out the period in the same thread
+    finally:
+        for c in cams.values():
+            c.stop()
+        try:
+            await arm.torque(False)
+        finally:
+            await bus.close()
+            rig.stop()
+    s = np.asarray(starts[int(RATE_HZ):])  # skip the first second, as for the runtime
+    ch = np.asarray(chunks)
+    return {
+        "tick_hz": round((s.size - 1) / (s[-1] - s[0]), 2) if s.size > 2 else None,
+        "tick_jitter_ms_p99": _period_jitter(s),
+        "e2e_latency_ms_p50": _p(e2e, 50),
+        "e2e_latency_ms_p99": _p(e2e, 99),
+        "policy_hz": round((ch.size - 1) / (ch[-1] - ch[0]), 2) if ch.size > 2 else None,
+    }
+
+
+def run(cfg: BenchLoopConfig) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as out:
+        result: dict[str, Any] = asyncio.run(_runtime(cfg, out))
+    if cfg.baseline:
+        result["sync_baseline"] = asyncio.run(_sync_baseline(cfg))
+    result["config"] = cfg.model_dump()
+    result["machine"] = machine()
+    return result
+
+
+def format_text(r: dict[str, Any]) -> str:
+    keys = ("tick_hz", "tick_jitter_ms_p99", "e2e_latency_ms_p50", "e2e_latency_ms_p99", "policy_hz")
+    lines = [f"{'':24s}{'runtime':>12s}{'sync loop':>12s}"]
+    base = r.get("sync_baseline", {})
+    for k in keys:
+        lines.append(f"{k:24s}{str(r.get(k)):>12s}{str(base.get(k, '-')):>12s}")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""Which policy to run: ``PolicySpec`` (picklable: it crosses into a policy process) and ``build``.
+
+``build(spec, context)`` makes the policy named by ``spec.name`` in the calling thread or process
+(``harmowam_ctl.inference.PolicyRunner`` calls it inside its worker). ``context`` is what a policy
+needs from the running program that cannot be pickled: for ``scripted``, the simulated ``TaskEnv``.
+
+Names: ``synthetic`` (``policies.synthetic``, options = ``SyntheticOptions``), ``scripted``
+(``policies.scripted``, needs ``context``; no options). Trained checkpoints (``harmowam``, ``act``)
+come with issue 5: they add an entry to ``_BUILDERS`` taking ``options["checkpoint"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from policies.interface import Policy
+
+
+class PolicySpec(BaseModel):
+    """What ``--policy`` and its options chose."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="the policy's name (registry.policy_names())")
+    options: dict[str, Any] = Field(default_factory=dict, description="the policy's own options")
+    seed: int = Field(0, description="seeds the policy's random parts (synthetic weights and phases)")
+    torch_threads: int = Field(1, ge=1, le=64, description="torch.set_num_threads in the policy's worker")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in _BUILDERS:
+            raise ValueError(f"unknown policy {v!r} (policies: {', '.join(_BUILDERS)})")
+        return v
+
+
+def _synthetic(spec: PolicySpec, context: Any) -> Policy:
+    from policies.synthetic import SyntheticPolicy
+
+    return SyntheticPolicy(spec.options, seed=spec.seed, torch_threads=spec.torch_threads)
+
+
+def _scripted(spec: PolicySpec, context: Any) -> Policy:
+    if context is None:
+        raise ValueError("--policy scripted needs --sim (it drives the simulated task's scripted expert)")
+    if spec.options:
+        raise ValueError(f"--policy scripted takes no options (got {', '.join(spec.options)})")
+    from policies.scripted import ScriptedPolicy
+
+    return ScriptedPolicy(context)
+
+
+# name -> builder(spec, context). Issue 5 adds "harmowam" and "act" (from a checkpoint) here.
+_BUILDERS: dict[str, Callable[[PolicySpec, Any], Policy]] = {
+    "synthetic": _synthetic,
+    "scripted": _scripted,
+}
+NEEDS_CONTEXT = frozenset({"scripted"})  # cannot run in a policy process (the context stays here)
+
+
+def policy_names() -> tuple[str, ...]:
+    return tuple(_BUILDERS)
+
+
+def build(spec: PolicySpec, context: Any = None) -> Policy:
+    """The policy ``spec`` names, built here (``ValueError`` naming what to fix when it cannot be)."""
+    try:
+        builder = _BUILDERS[spec.name]
+    except KeyError:
+        raise ValueError(f"unknown policy {spec.name!r} (policies: {', '.join(_BUILDERS)})") from None
+    return builder(spec, context)
