@@ -37,8 +37,9 @@ from harmowam_ctl.armio import ArmIO
 from harmowam_ctl.clock import Clock
 from harmowam_ctl.lifecycle import Lifecycle, State
 from harmowam_ctl.metronome import Metronome
-from harmowam_ctl.pipeline import JointHistory, Pipeline
+from harmowam_ctl.pipeline import JointHistory, Pipeline, camera_frames
 from harmowam_ctl.safestop import SafeStop, SafeStopConfig
+from harmowam_ctl.telemetry import TickRecord
 from harmowam_ctl.types import ActionChunk, Source
 
 log = structlog.get_logger(__name__)
@@ -74,6 +75,7 @@ class Parts:
     lag_monitor: Any = None  # harmowam_ctl.watchdogs.LoopLagMonitor factory result, or None
     on_tick: Any = None  # optional callable(state, targets, source) for recorders
     switch_interval_s: float = 0.0005
+    sim: Any = None  # the SimRig of a --sim run (task success, the scripted policy's context)
 
 
 class Runtime:
@@ -85,8 +87,7 @@ class Runtime:
         self.joints = JointHistory()
         self.metronome = Metronome(parts.clock)
         self.stopping: SafeStop | None = None
-        self.stop_requests = 0
-        self.done = asyncio.Event()
+        self.stop_requests = 0  # how many times a stop was asked for (the first starts it)
         self.last_cmd: np.ndarray | None = None
         self.source = Source.HOLD
         self.reason = "starting"
@@ -95,7 +96,6 @@ class Runtime:
         self._bus_fail_since: float | None = None  # first of the current run of failed reads
         self.takeover_key = False
         self.policy_obs_seen = 0.0
-        self.ticks = 0
         self.fault: str | None = None
         self.pipeline: Pipeline | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -340,7 +340,6 @@ class Runtime:
                 log.warning("second stop request: holding here with torque on and exiting", cause=cause)
             return
         if self.lifecycle.state is not State.ACTIVE or self.last_cmd is None:
-            self.done.set()
             return
         self.stopping = SafeStop(self.p.safe_stop, self.p.arm_name, self.last_cmd, self.clock.now(), cause)
         self.p.telemetry.event("safe_stop", cause=cause)
@@ -412,9 +411,6 @@ class Runtime:
         self.p.telemetry.event("lifecycle", old=tr.old.name, new=tr.new.name, cause=tr.cause)
 
     def _record(self, t_sched, t_start, t_end, state, targets, requested, flags, e2e) -> None:  # noqa: ANN001
-        from harmowam_ctl.telemetry import TickRecord
-
-        self.ticks += 1
         self.p.telemetry.tick(TickRecord(
             t_sched=t_sched, t_start=t_start, t_end=t_end, state_t=state.t, present=state.positions,
             target=targets, requested=requested, source=self.source, reason=self.reason,
@@ -424,26 +420,15 @@ class Runtime:
             self.p.on_tick(state, targets, self.source)
 
     async def _frames_only(self) -> None:
-        """Cameras without a policy (teleop, record): feed the camera watchdog and telemetry."""
-        names = list(self.p.cameras)
-        primary = self.p.cameras[names[0]]
-        index = -1
-        while True:
-            frame = await asyncio.to_thread(primary.wait, index, 0.25)
-            if frame is None:
-                continue
-            index = frame.index
-            self._on_frame(names[0], frame)
-            for n in names[1:]:
-                f = self.p.cameras[n].latest()
-                if f is not None:
-                    self._on_frame(n, f)
+        """Cameras without a policy (teleop): feed the camera watchdog and telemetry."""
+        async for _ in camera_frames(self.p.cameras, self._on_frame):
+            pass
 
     async def _status_loop(self) -> None:
         p = self.p
         while True:
             await asyncio.sleep(0.1)
             if p.status is not None:
-                s = p.telemetry.summary_light() if hasattr(p.telemetry, "summary_light") else {}
+                s = p.telemetry.summary_light()
                 p.status.update(self.clock.now(), self.lifecycle.state.name.lower(), self.source, self.reason,
                                 s.get("tick_hz"), len(s.get("faults", [])))

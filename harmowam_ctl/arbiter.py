@@ -34,7 +34,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from harmowam_ctl.buffer import smoothstep
-from harmowam_ctl.types import N_JOINTS, Source
+from harmowam_ctl.types import N_JOINTS, Source, joint_vector
 
 log = structlog.get_logger(__name__)
 
@@ -74,15 +74,7 @@ class Decision:
 
 
 def _vec(x: Any) -> np.ndarray | None:
-    if x is None:
-        return None
-    try:
-        a = np.array(x, dtype=float)
-    except (TypeError, ValueError):
-        return None
-    if a.shape != (N_JOINTS,) or not np.all(np.isfinite(a)):
-        return None
-    return a
+    return joint_vector(x, finite=True)
 
 
 class Arbiter:

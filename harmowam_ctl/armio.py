@@ -45,7 +45,9 @@ class ArmIO:
         self._index = {i: k for k, i in enumerate(self.ids)}
 
     async def read(self) -> JointState:
-        out = await self.bus.sync_read_span(self.span, self.ids)
+        return self._state(await self.bus.sync_read_span(self.span, self.ids))
+
+    def _state(self, out: dict[str, Any]) -> JointState:
         pos = out["Present_Position"]
         load = out[self.load_name]
         positions = self.cal.positions_to_radians(pos.values)
@@ -65,8 +67,7 @@ class ArmIO:
 
     async def activate(self) -> JointState:
         """Goal := present, then torque on (never a jump at start-up). Returns the state it started from."""
-        state = await self.read()
-        raw = await self.bus.sync_read("Present_Position", self.ids)
-        await self.bus.sync_write("Goal_Position", raw.values)
+        out = await self.bus.sync_read_span(self.span, self.ids)
+        await self.bus.sync_write("Goal_Position", out["Present_Position"].values)
         await self.torque(True)
-        return state
+        return self._state(out)

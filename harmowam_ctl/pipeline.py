@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -87,21 +87,7 @@ class Pipeline:
         if not self.cameras:
             await self._observe_state_only()
             return
-        names = list(self.cameras)
-        primary = self.cameras[names[0]]
-        index = -1
-        while True:
-            frame = await asyncio.to_thread(primary.wait, index, 0.25)
-            if frame is None:
-                continue  # the camera watchdog sees the silence
-            index = frame.index
-            frames = {names[0]: frame}
-            for name in names[1:]:
-                f = self.cameras[name].latest()
-                if f is not None:
-                    frames[name] = f
-            for name, f in frames.items():
-                self.on_frame(name, f)
+        async for frames in camera_frames(self.cameras, self.on_frame):
             t_obs = max(f.t_capture for f in frames.values())
             state = self.joints.nearest(t_obs)
             if state is None or abs(state.t - t_obs) > self.max_state_skew_s:
@@ -166,3 +152,24 @@ class Pipeline:
                 continue
             self.on_stage("act", obs.t, t_start, self.now(), chunk)
             self.on_chunk(chunk)
+
+
+async def camera_frames(cameras: Mapping[str, Any], on_frame: Callable[[str, Any], None]) -> AsyncIterator[dict[str, Any]]:
+    """Every new frame of the first camera (waited for off the loop) with the newest frame of each other
+    camera, by name; ``on_frame`` sees each of them first (watchdogs, telemetry)."""
+    names = list(cameras)
+    primary = cameras[names[0]]
+    index = -1
+    while True:
+        frame = await asyncio.to_thread(primary.wait, index, 0.25)
+        if frame is None:
+            continue  # the camera watchdog sees the silence
+        index = frame.index
+        frames = {names[0]: frame}
+        for name in names[1:]:
+            f = cameras[name].latest()
+            if f is not None:
+                frames[name] = f
+        for name, f in frames.items():
+            on_frame(name, f)
+        yield frames

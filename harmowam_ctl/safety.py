@@ -43,7 +43,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hardware.arms import JOINT_NAMES, SO101, ArmProfile
-from policies.interface import N_JOINTS
+from harmowam_ctl.types import N_JOINTS, joint_vector
 
 log = structlog.get_logger(__name__)
 
@@ -188,17 +188,6 @@ class FilterResult:
     braked: bool = False
 
 
-def _vec(x: Any) -> np.ndarray | None:
-    """A float copy of shape (6,), or None when ``x`` cannot be one."""
-    if x is None:
-        return None
-    try:
-        a = np.array(x, dtype=float)
-    except (TypeError, ValueError):
-        return None
-    return a if a.shape == (N_JOINTS,) else None
-
-
 def _stop_speed(u: np.ndarray) -> np.ndarray:
     """The fastest speed (in units of ``a*dt``) from which a joint moving one step per tick and slowing
     by ``a*dt`` each tick covers at most ``u`` (in units of ``a*dt^2``), this tick's step included.
@@ -243,7 +232,7 @@ class SafetyFilter:
 
     def reset(self, present: Any, now: float) -> None:
         """Start from the measured position at rest: the next ``apply`` at ``now`` returns ``present``."""
-        p = _vec(present)
+        p = joint_vector(present)
         if p is None or not np.all(np.isfinite(p)):
             raise ValueError(
                 f"cannot start the safety filter: the present position must be {N_JOINTS} finite radians, "
@@ -278,23 +267,8 @@ class SafetyFilter:
             dt, now = 0.0, self._t
             flags.add("nan")
 
-        p = _vec(present)
-        if p is None:
-            p = cmd.copy()
-            flags.add("nan")
-        elif not np.all(np.isfinite(p)):
-            bad = ~np.isfinite(p)
-            p[bad] = cmd[bad]
-            flags.add("nan")
-
-        tg = _vec(target)
-        if tg is None:
-            tg = cmd.copy()
-            flags.add("nan")
-        elif not np.all(np.isfinite(tg)):
-            bad = ~np.isfinite(tg)
-            tg[bad] = cmd[bad]
-            flags.add("nan")
+        p = _patched(present, cmd, flags)
+        tg = _patched(target, cmd, flags)
 
         self._stall(tg, p, loads, now, flags)
 
@@ -358,7 +332,7 @@ class SafetyFilter:
                 flags.add("stall")
                 return
         load = 0.0
-        lv = _vec(loads)
+        lv = joint_vector(loads)
         if lv is not None and np.isfinite(lv[g]):
             load = abs(float(lv[g]))
         assert self._cmd is not None
@@ -375,3 +349,17 @@ class SafetyFilter:
                 flags.add("stall")
         else:
             self._high_since = None
+
+
+def _patched(x: Any, fallback: np.ndarray, flags: set[str]) -> np.ndarray:
+    """``x`` as 6 floats with every unusable entry (NaN, inf; all of them for a wrong shape) taken from
+    ``fallback``; flags ``nan`` when anything was replaced."""
+    a = joint_vector(x)
+    if a is None:
+        flags.add("nan")
+        return fallback.copy()
+    bad = ~np.isfinite(a)
+    if bad.any():
+        a[bad] = fallback[bad]
+        flags.add("nan")
+    return a

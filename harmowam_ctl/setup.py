@@ -134,8 +134,6 @@ async def session(cfg: RunConfig, *, on_tick: Any = None) -> AsyncIterator[Runti
             safety=SafetyFilter(safety_config(cfg, profile, cal)), watchdogs=watchdogs, telemetry=telemetry,
             safe_stop=cfg.safe_stop, runner=runner, cameras=cameras, teleop=teleop, keyboard=keyboard,
             status=StatusLine(sys.stderr) if cfg.status else None, task=task_text, rate_hz=cfg.rate_hz,
-            lookahead_s=cfg.lookahead_s, duration_s=cfg.duration_s, lag_monitor=lag, on_tick=on_tick,
+            lookahead_s=cfg.lookahead_s, duration_s=cfg.duration_s, lag_monitor=lag, on_tick=on_tick, sim=rig,
         )
-        rt = Runtime(parts)
-        rt.sim = rig  # type: ignore[attr-defined]
-        yield rt
+        yield Runtime(parts)

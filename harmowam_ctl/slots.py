@@ -13,12 +13,12 @@ T = TypeVar("T")
 
 
 class Slot(Generic[T]):
-    """The newest value with a version counter (0 = nothing yet)."""
+    """The newest value with a version counter (0 = nothing yet). ``put`` replaces, ``latest`` peeks."""
 
     def __init__(self) -> None:
         self._value: T | None = None
         self._version = 0
-        self._changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None  # made by the first waiter, dropped at the next put
 
     @property
     def version(self) -> int:
@@ -30,16 +30,19 @@ class Slot(Generic[T]):
     def put(self, value: T) -> int:
         self._value = value
         self._version += 1
-        self._changed.set()
-        self._changed = asyncio.Event()  # waiters of this version were woken; later ones wait anew
+        if self._changed is not None:
+            self._changed.set()  # waiters of this version wake; later ones wait on a new event
+            self._changed = None
         return self._version
 
     def put_threadsafe(self, loop: asyncio.AbstractEventLoop, value: T) -> None:
         loop.call_soon_threadsafe(self.put, value)
 
     async def wait_newer(self, version: int) -> tuple[T, int]:
-        """The value once its version is above ``version`` (at once when it already is)."""
+        """The value and its version once the version is above ``version`` (at once when it already is)."""
         while self._version <= version:
+            if self._changed is None:
+                self._changed = asyncio.Event()
             await self._changed.wait()
         assert self._value is not None
         return self._value, self._version

@@ -4,7 +4,7 @@ when control goes back.
 Three layers, so that the servo tick never awaits I/O:
 
 * ``LeaderArm`` (async) reads ``Present_Position`` of a leader arm at ``rate_hz`` and publishes a
-  ``JointState`` (radians, stamped with the bus reading's ``t``) into a ``LatestSlot``. It never
+  ``JointState`` (radians, stamped with the bus reading's ``t``) into a ``harmowam_ctl.slots.Slot``. It never
   writes anything to the bus: a leader stays limp. Bus errors are counted; only
   ``max_consecutive_errors`` failures in a row end the loop (one corrupt packet must not end teleop).
 * ``TakeoverDetector`` is pure logic with explicit times. The reference pose is the leader's pose when
@@ -19,12 +19,11 @@ Radians -> follower: ``target = joint_scale * leader + joint_offset`` per joint 
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 import structlog
@@ -34,16 +33,16 @@ from hardware.arms import JOINT_NAMES, ArmProfile, Role
 from hardware.bus import ServoBus, open_bus
 from hardware.errors import PortError, ServoError
 from harmowam_ctl.clock import Clock, MonotonicClock
+from harmowam_ctl.slots import Slot
 from harmowam_ctl.types import N_JOINTS, JointState
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 
 
 class Sink(Protocol[T_contra]):
-    """Where ``LeaderArm.run`` publishes: ``LatestSlot`` here, or ``harmowam_ctl.slots.Slot``."""
+    """Where ``LeaderArm.run`` publishes (a ``harmowam_ctl.slots.Slot``)."""
 
     def put(self, value: T_contra) -> object: ...
 
@@ -241,40 +240,6 @@ class TakeoverDetector:
 # --- the latest-value slot -----------------------------------------------------------------------
 
 
-class LatestSlot(Generic[T]):
-    """The newest value only (no queue): ``put`` replaces, ``get`` peeks, ``version`` counts puts.
-    Use from the event loop's thread."""
-
-    def __init__(self) -> None:
-        self._value: T | None = None
-        self._version = 0
-        self._event: asyncio.Event | None = None
-
-    def put(self, value: T) -> int:
-        self._value = value
-        self._version += 1
-        if self._event is not None:
-            self._event.set()
-            self._event = None
-        return self._version
-
-    def get(self) -> T | None:
-        return self._value
-
-    @property
-    def version(self) -> int:
-        return self._version
-
-    async def wait_newer(self, version: int) -> T:
-        """The value once ``self.version > version``."""
-        while self._version <= version:
-            if self._event is None:
-                self._event = asyncio.Event()
-            await self._event.wait()
-        assert self._value is not None
-        return self._value
-
-
 # --- the leader arm ------------------------------------------------------------------------------
 
 
@@ -394,10 +359,10 @@ class Teleop:
     """The runtime's handle: ``run()`` is the leader's read task, ``poll()`` the servo tick's question."""
 
     def __init__(self, leader: LeaderArm | None, config: TeleopConfig | None = None,
-                 slot: LatestSlot[JointState] | None = None) -> None:
+                 slot: Slot[JointState] | None = None) -> None:
         self.config = config or (leader.config if leader is not None else TeleopConfig())
         self.leader = leader
-        self.slot: LatestSlot[JointState] = slot if slot is not None else LatestSlot()
+        self.slot: Slot[JointState] = slot if slot is not None else Slot()
         self.detector = TakeoverDetector(self.config)
 
     async def open(self) -> None:
@@ -417,7 +382,7 @@ class Teleop:
         """Who should drive, from the newest leader reading; never awaits. A missing or stale reading
         hands control back (the key toggle is ignored then) and the reference pose is taken afresh
         from the next fresh reading."""
-        state = self.slot.get()
+        state = self.slot.latest()
         age = None if state is None else now - state.t
         if age is None or age > self.config.max_age_s:
             was = self.detector.active

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,22 @@ from policies.interface import N_JOINTS, ActionChunk, Observation, Policy, World
 
 __all__ = [
     "N_JOINTS", "ActionChunk", "Command", "JointState", "Observation", "Policy", "Source", "WorldPrediction",
+    "joint_vector",
 ]
+
+
+def joint_vector(x: Any, *, finite: bool = False) -> np.ndarray | None:
+    """A float copy of ``x`` with shape (6,), or None when it cannot be one (with ``finite``: also when
+    an entry is NaN or inf)."""
+    if x is None:
+        return None
+    try:
+        a = np.array(x, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if a.shape != (N_JOINTS,) or (finite and not np.all(np.isfinite(a))):
+        return None
+    return a
 
 
 @dataclass(frozen=True, slots=True)

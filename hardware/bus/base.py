@@ -208,22 +208,14 @@ class ServoBus:
         await self._worker.submit(self._w_write, self._check_id(servo_id, broadcast=True), reg, data)
 
     async def sync_read(self, register: str | tuple[int, int], ids: Iterable[int]) -> SyncReading:
-        id_list = tuple(ids)
-        if len(set(id_list)) != len(id_list) or not id_list:
-            raise ValueError(f"sync_read needs distinct servo ids, got {list(id_list)}")
-        for i in id_list:
-            self._check_id(i)
+        id_list = self._check_sync_ids(ids, "sync_read")
         return await self._worker.submit(self._w_sync_read, self._reg(register), id_list)
 
     async def sync_read_span(self, registers: Sequence[str], ids: Iterable[int]) -> dict[str, SyncReading]:
         """Several registers of several servos in ONE sync read of the bytes spanning them all (e.g.
         Present_Position and Present_Load in one transaction per control tick); each decoded as its
         table entry. The span may hold registers not asked for; it must fit ``max_register_size``."""
-        id_list = tuple(ids)
-        if len(set(id_list)) != len(id_list) or not id_list:
-            raise ValueError(f"sync_read_span needs distinct servo ids, got {list(id_list)}")
-        for i in id_list:
-            self._check_id(i)
+        id_list = self._check_sync_ids(ids, "sync_read_span")
         regs = [self._reg(r) for r in registers]
         if not regs:
             raise ValueError("sync_read_span needs at least one register")
@@ -269,6 +261,14 @@ class ServoBus:
             arm_family, bus_family = profile.family.value, self.family.value
             raise ValueError(f"profile {profile.name} is a {arm_family} arm, this is a {bus_family} bus")
 
+    def _check_sync_ids(self, ids: Iterable[int], op: str) -> tuple[int, ...]:
+        id_list = tuple(ids)
+        if len(set(id_list)) != len(id_list) or not id_list:
+            raise ValueError(f"{op} needs distinct servo ids, got {list(id_list)}")
+        for i in id_list:
+            self._check_id(i)
+        return id_list
+
     def _check_id(self, servo_id: int, *, broadcast: bool = False) -> int:
         top = self.codec.BROADCAST_ID if broadcast else self.codec.MAX_ID
         if isinstance(servo_id, bool) or not isinstance(servo_id, int) or not 0 <= servo_id <= top:
@@ -303,36 +303,33 @@ class ServoBus:
         what = f"a sync read of {reg.name}"
         address, size, build = reg.address, reg.size, self.codec.sync_read
         got, t = self.link.transact(what, lambda pending: build(address, size, pending), ids, size)
-        values: dict[int, int] = {}
-        faults: dict[int, ServoFault] = {}
-        decode, seen, healthy = self._decode, self._faults, ServoFault.NONE
-        for i in ids:
-            packet = got[i]
-            if packet.code or seen.get(i) is not healthy:  # else: no error bits now or before
-                fault = self._status(i, packet.code, what, reg)
-                if fault:
-                    faults[i] = fault
-            values[i] = decode(reg, packet.params)
-        return SyncReading(values, t, faults)
+        decode = self._decode
+        values = {i: decode(reg, got[i].params) for i in ids}
+        return SyncReading(values, t, self._sync_faults(got, ids, what, reg))
 
     def _w_sync_read_span(self, regs: list[Reg], start: int, size: int, ids: tuple[int, ...]) -> dict[str, SyncReading]:
         what = "a sync read of " + " + ".join(r.name for r in regs)
         build = self.codec.sync_read
         got, t = self.link.transact(what, lambda pending: build(start, size, pending), ids, size)
-        faults: dict[int, ServoFault] = {}
-        seen, healthy = self._faults, ServoFault.NONE
-        for i in ids:
-            packet = got[i]
-            if packet.code or seen.get(i) is not healthy:
-                fault = self._status(i, packet.code, what, regs[0])
-                if fault:
-                    faults[i] = fault
+        faults = self._sync_faults(got, ids, what, regs[0])
         out: dict[str, SyncReading] = {}
         for reg in regs:
             lo = reg.address - start
             values = {i: self._decode(reg, got[i].params[lo : lo + reg.size]) for i in ids}
             out[reg.name] = SyncReading(values, t, faults)
         return out
+
+    def _sync_faults(self, got: Mapping[int, Any], ids: tuple[int, ...], what: str, reg: Reg) -> dict[int, ServoFault]:
+        """The error bits of a sync read's replies, by id (only ids with a bit set)."""
+        faults: dict[int, ServoFault] = {}
+        seen, healthy = self._faults, ServoFault.NONE
+        for i in ids:
+            code = got[i].code
+            if code or seen.get(i) is not healthy:  # else: no error bits now or before
+                fault = self._status(i, code, what, reg)
+                if fault:
+                    faults[i] = fault
+        return faults
 
     def _w_sync_write(self, reg: Reg, request: bytes) -> None:
         self.link.transact(f"a sync write of {reg.name}", lambda _ids: request, (), 0)

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> dict[str, Any]:
         async with session(cfg) as rt:
             summary = await rt.run()
-            sim = getattr(rt, "sim", None)
+            sim = rt.p.sim
             paths = rt.p.telemetry.write()
             summary = rt.p.telemetry.summary()
             summary["state"] = rt.lifecycle.state.value

@@ -19,7 +19,8 @@ from hardware.errors import CorruptResponseError, MissingMotorsError
 from hardware.protocol import dynamixel as dxl
 from hardware.protocol import feetech as ft
 from harmowam_ctl.config import ConfigError, build
-from harmowam_ctl.teleop import LatestSlot, LeaderArm, TakeoverDetector, Teleop, TeleopConfig
+from harmowam_ctl.slots import Slot
+from harmowam_ctl.teleop import LeaderArm, TakeoverDetector, Teleop, TeleopConfig
 from harmowam_ctl.types import JointState
 
 ELBOW = 2
@@ -213,19 +214,6 @@ def test_detector_rejects_bad_input() -> None:
 # --- slot and Teleop.poll -------------------------------------------------------------------------
 
 
-async def test_latest_slot_keeps_only_the_newest() -> None:
-    slot: LatestSlot[int] = LatestSlot()
-    assert slot.get() is None and slot.version == 0
-    assert slot.put(1) == 1 and slot.put(2) == 2
-    assert slot.get() == 2 and slot.version == 2
-    waiter = asyncio.create_task(slot.wait_newer(2))
-    await asyncio.sleep(0)
-    assert not waiter.done()
-    slot.put(3)
-    assert await asyncio.wait_for(waiter, 1.0) == 3
-    assert await slot.wait_newer(0) == 3  # already newer: at once
-
-
 def _js(t: float, p: np.ndarray) -> JointState:
     return JointState(t=t, positions=p)
 
@@ -305,7 +293,7 @@ class ScriptedBus:
         return SyncReading(dict.fromkeys(ids, self.ticks + self.reads), self.clock.now())
 
 
-async def _run_until(leader: LeaderArm, slot: LatestSlot[JointState], n_reads: int) -> asyncio.Task:
+async def _run_until(leader: LeaderArm, slot: Slot[JointState], n_reads: int) -> asyncio.Task:
     task = asyncio.create_task(leader.run(slot))
     for _ in range(10_000):
         if task.done() or leader.bus.reads >= n_reads:  # type: ignore[attr-defined]
@@ -319,7 +307,7 @@ async def test_isolated_read_errors_do_not_stop_the_leader() -> None:
     script = ["ok", "corrupt", "ok", "corrupt", "corrupt", "corrupt", "corrupt", "ok", "ok"]
     bus = ScriptedBus(clock, script)
     leader = LeaderArm(bus, TickConverter(), clock=clock)  # type: ignore[arg-type]
-    slot: LatestSlot[JointState] = LatestSlot()
+    slot: Slot[JointState] = Slot()
     with capture_logs() as logs:
         task = await _run_until(leader, slot, 20)
     assert not task.done()
@@ -329,7 +317,7 @@ async def test_isolated_read_errors_do_not_stop_the_leader() -> None:
     assert leader.errors == 5 and leader.consecutive_errors == 0
     assert leader.reads == bus.reads - 5 == slot.version
     assert sum(e["event"] == "leader_read_failed" for e in logs) == 5
-    state = slot.get()
+    state = slot.latest()
     assert state is not None and state.t <= clock.now()
     np.testing.assert_allclose(state.positions, rad(bus.reads))  # the newest reading, in radians
     # paced at rate_hz: 100 Hz -> 10 ms apart in clock time
@@ -340,7 +328,7 @@ async def test_consecutive_read_errors_end_the_leader_with_a_note() -> None:
     clock = InstantClock()
     bus = ScriptedBus(clock, ["ok"] + ["corrupt"] * 3)
     leader = LeaderArm(bus, TickConverter(), TeleopConfig(max_consecutive_errors=3), clock=clock)  # type: ignore[arg-type]
-    slot: LatestSlot[JointState] = LatestSlot()
+    slot: Slot[JointState] = Slot()
     with pytest.raises(CorruptResponseError) as err:
         await asyncio.wait_for(leader.run(slot), 5.0)
     assert "3 leader reads in a row failed" in "\n".join(err.value.__notes__)
@@ -352,7 +340,7 @@ async def test_unplugged_port_ends_the_leader_at_once() -> None:
     bus = ScriptedBus(clock, ["ok", "unplug"])
     leader = LeaderArm(bus, TickConverter(), clock=clock)  # type: ignore[arg-type]
     with pytest.raises(PortDisconnectedError):
-        await asyncio.wait_for(leader.run(LatestSlot()), 5.0)
+        await asyncio.wait_for(leader.run(Slot()), 5.0)
     assert bus.reads == 2
 
 
@@ -365,7 +353,7 @@ async def test_bad_converter_output_counts_as_a_failed_read() -> None:
     bus = ScriptedBus(clock, [])
     leader = LeaderArm(bus, Broken(), TeleopConfig(max_consecutive_errors=2), clock=clock)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="check the leader's calibration"):
-        await asyncio.wait_for(leader.run(LatestSlot()), 5.0)
+        await asyncio.wait_for(leader.run(Slot()), 5.0)
     assert leader.errors == 2
 
 
@@ -436,7 +424,7 @@ async def test_leader_follows_the_hand_and_never_writes(arm: str) -> None:
             assert await _until(lambda: tele.poll(time.monotonic()).active)
             state = tele.poll(time.monotonic())
             assert state.reason.startswith("leader moved: elbow_flex 0.18")
-            np.testing.assert_allclose(tele.slot.get().positions, _expected(emu), atol=1e-12)  # type: ignore[union-attr]
+            np.testing.assert_allclose(tele.slot.latest().positions, _expected(emu), atol=1e-12)  # type: ignore[union-attr]
             v0, t_start = tele.slot.version, time.monotonic()
             await asyncio.sleep(0.3)
             rate = (tele.slot.version - v0) / (time.monotonic() - t_start)
@@ -463,7 +451,7 @@ async def test_corrupt_replies_do_not_stop_the_leader(arm: str) -> None:
     emu, seen = _recording_emulator(arm, faults="corrupt=0.2")
     try:
         leader = LeaderArm(open_bus(arms.arm(arm), emu.port, latency_s=PATIENT_S), TickConverter())
-        slot: LatestSlot[JointState] = LatestSlot()
+        slot: Slot[JointState] = Slot()
         await leader.open()
         try:
             task = asyncio.create_task(leader.run(slot))
@@ -478,7 +466,7 @@ async def test_corrupt_replies_do_not_stop_the_leader(arm: str) -> None:
         finally:
             await leader.close()
         assert emu.stats.corrupted > 0 and leader.bus.stats.corrupt_replies > 0
-        np.testing.assert_allclose(slot.get().positions, _expected(emu))  # type: ignore[union-attr]
+        np.testing.assert_allclose(slot.latest().positions, _expected(emu))  # type: ignore[union-attr]
         assert set(seen) <= READS_ONLY[arm]
     finally:
         emu.stop()
