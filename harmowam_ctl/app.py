@@ -88,6 +88,7 @@ class Runtime:
         self.metronome = Metronome(parts.clock)
         self.stopping: SafeStop | None = None
         self.stop_requests = 0  # how many times a stop was asked for (the first starts it)
+        self.early_stop: str | None = None  # a stop asked for before the arm was active
         self.last_cmd: np.ndarray | None = None
         self.source = Source.HOLD
         self.reason = "starting"
@@ -123,13 +124,13 @@ class Runtime:
         # over every 5 ms by default: far too coarse for a 100 Hz tick. 0.5 ms keeps the loop's waits short.
         sys.setswitchinterval(p.switch_interval_s)
         try:
-            await self._connect()
-            async with asyncio.TaskGroup() as tg:
-                servo = tg.create_task(self._servo_loop(), name="servo")
-                helpers = [tg.create_task(self._guard(n, c), name=n) for n, c in self._helper_tasks()]
-                await servo
-                for t in helpers:
-                    t.cancel()
+            if not await self._connect():
+                async with asyncio.TaskGroup() as tg:
+                    servo = tg.create_task(self._servo_loop(), name="servo")
+                    helpers = [tg.create_task(self._guard(n, c), name=n) for n, c in self._helper_tasks()]
+                    await servo
+                    for t in helpers:
+                        t.cancel()
         except HardwareError as e:
             self._fatal(f"{type(e).__name__}: {e}")
         finally:
@@ -167,7 +168,9 @@ class Runtime:
             self.p.telemetry.fault(f"task_{name}", f"the {name} task failed: {type(e).__name__}: {e}", "safe_stop")
             self.request_stop(f"{name} task failed: {type(e).__name__}: {e}")
 
-    async def _connect(self) -> None:
+    async def _connect(self) -> bool:
+        """Connect and activate; True when a stop came first (then the arm stays as it was: torque off
+        unless something else left it on, never activated)."""
         p = self.p
         await p.arm.bus.open()
         await p.arm.bus.verify(p.arm.profile)
@@ -176,7 +179,9 @@ class Runtime:
             await p.runner.start()
         for cam in p.cameras.values():
             await asyncio.to_thread(cam.start)
-        p.watchdogs.set_cameras(list(p.cameras))
+        if self.early_stop is not None:
+            self.lifecycle.to(State.SAFE_STOPPED, f"{self.early_stop} before the arm was active: not activated")
+            return True
         state = await p.arm.activate()
         now = self.clock.now()
         self.joints.add(state)
@@ -188,6 +193,7 @@ class Runtime:
         p.watchdogs.set_cameras(list(p.cameras))
         p.watchdogs.bus_ok(state.t)
         self.t_active = now
+        return False
 
     # --- the servo tick ------------------------------------------------------------------------------
 
@@ -340,6 +346,9 @@ class Runtime:
                 log.warning("second stop request: holding here with torque on and exiting", cause=cause)
             return
         if self.lifecycle.state is not State.ACTIVE or self.last_cmd is None:
+            # not driving yet (connecting, loading the policy): remembered, and the arm is never activated
+            if self.early_stop is None:
+                self.early_stop = cause
             return
         self.stopping = SafeStop(self.p.safe_stop, self.p.arm_name, self.last_cmd, self.clock.now(), cause)
         self.p.telemetry.event("safe_stop", cause=cause)

@@ -448,3 +448,25 @@ async def test_malformed_policy_output_holds(tmp_path: Any, bad: str) -> None:
     first = rig.ticks[0].targets
     assert all(np.max(np.abs(r.targets - first)) < 1e-9 for r in rig.ticks)
     assert rig.rt.lifecycle.state is State.SAFE_STOPPED
+
+
+async def test_a_stop_asked_for_while_connecting_never_activates_the_arm(tmp_path: Any) -> None:
+    # Ctrl-C while the policy loads (a policy process takes seconds to start) must be honoured: before,
+    # the request was dropped and the arm was activated and driven anyway.
+    rig = rig_with(tmp_path, duration_s=5.0)
+    start = rig.runner.start
+
+    async def start_then_interrupted() -> None:
+        await start()
+        rig.rt.request_stop("signal SIGINT")
+
+    rig.runner.start = start_then_interrupted  # type: ignore[method-assign]
+    async with rig:
+        await rig.run(timeout=10.0)
+        torque = {s.id: s.get("Torque_Enable") for s in rig.emu.servos}
+    assert rig.rt.lifecycle.state is State.SAFE_STOPPED
+    assert State.ACTIVE not in [tr.new for tr in rig.rt.lifecycle.history]
+    assert "SIGINT before the arm was active" in rig.rt.lifecycle.history[-1].cause
+    assert not any(on for _, on, _ in rig.torque_calls)  # torque never switched on
+    assert all(v == 0 for v in torque.values()), torque
+    assert not rig.ticks
