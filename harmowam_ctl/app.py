@@ -76,6 +76,7 @@ class Parts:
     on_tick: Any = None  # optional callable(state, targets, source) for recorders
     switch_interval_s: float = 0.0005
     sim: Any = None  # the SimRig of a --sim run (task success, the scripted policy's context)
+    check_calibration: bool = True  # the servos must hold the calibration's offsets and drive modes
 
 
 class Runtime:
@@ -174,6 +175,10 @@ class Runtime:
         p = self.p
         await p.arm.bus.open()
         await p.arm.bus.verify(p.arm.profile)
+        if p.check_calibration:
+            for warning in await p.arm.check_calibration():
+                log.warning("calibration differs", finding=warning)
+                p.telemetry.event("calibration_warning", finding=warning)
         self.lifecycle.to(State.CONNECTED, "bus open, every servo answered")
         if p.runner is not None:
             await p.runner.start()

@@ -16,8 +16,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from calibration import ArmCalibration
 from hardware.arms import ArmProfile
 from hardware.bus import ServoFault
+from hardware.errors import HardwareError
 from hardware.tables import Family, load_register
 from harmowam_ctl.types import JointState
 
@@ -26,6 +28,16 @@ class Converter(Protocol):
     def positions_to_radians(self, values: dict[int, int]) -> np.ndarray: ...
 
     def radians_to_goals(self, targets: np.ndarray) -> dict[int, int]: ...
+
+
+# What the servos must hold exactly as the calibration file says, or positions mean other angles:
+# the zero (homing offset) and, on Dynamixel, the direction (drive mode). Their own position limits may
+# differ (the safety filter enforces the file's limits): a warning only.
+MUST_MATCH = ("homing_offset", "drive_mode")
+
+
+class CalibrationMismatch(HardwareError):
+    """The servos do not hold the calibration the run was given: the arm is not activated."""
 
 
 class ArmIO:
@@ -64,6 +76,28 @@ class ArmIO:
 
     async def torque_state(self) -> dict[int, int]:
         return (await self.bus.sync_read("Torque_Enable", self.ids)).values
+
+    async def check_calibration(self) -> list[str]:
+        """Compare the servos with the calibration (``calibration.verify``): raise ``CalibrationMismatch``
+        naming each joint whose homing offset or drive mode differs; return the lesser differences
+        (position limits, firmware) as warnings. Nothing to compare for a converter that is not an
+        ``ArmCalibration`` (test fakes)."""
+        if not isinstance(self.cal, ArmCalibration):
+            return []
+        from calibration.verify import ERROR, verify_calibration
+
+        findings = await verify_calibration(self.bus, self.profile, self.cal)
+        bad = [f for f in findings if f.severity == ERROR and f.field in MUST_MATCH]
+        if bad:
+            name = self.profile.name
+            raise CalibrationMismatch(
+                "the servos do not hold this calibration: " + "; ".join(
+                    f"{f.joint}: {f.field} is {f.found} on the servo, {f.expected} in the file" for f in bad),
+                [f"if the file is this arm's, write it again: harmowam calibrate --arm {name} --port ... --name ...",
+                 f"to see every difference: harmowam check --arm {name} --port ... --name ...",
+                 "or pass the calibration name this arm was calibrated under (--calibration)"],
+            )
+        return [str(f) for f in findings if f not in bad]
 
     async def activate(self) -> JointState:
         """Goal := present, then torque on (never a jump at start-up). Returns the state it started from."""

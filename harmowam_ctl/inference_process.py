@@ -279,6 +279,9 @@ def _read_exact(fd: int, n: int) -> bytes | None:
 def child_main(spec: PolicySpec, req: Connection, rep: Connection, history: int, nice: int = 0) -> None:
     """The policy process (module doc). Never returns: exits with ``os._exit``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from harmowam_ctl import logs
+
+    logs.configure(None, bool(os.environ.get("HARMOWAM_LOG_JSON")))  # stderr, the parent's level: stdout stays clean
     lower_priority(nice)  # before any thread starts: they all inherit it
     rfd, wfd = req.fileno(), rep.fileno()
     wlock = threading.Lock()

@@ -11,8 +11,10 @@ exception) and by an ``atexit`` hook. When the fd is not a terminal (CI, a pipe)
 simply off: one log line, no error, ``intents()`` stays empty.
 
 Keys: t or space -> TAKEOVER_TOGGLE; h -> HOLD_TOGGLE; s or Esc -> SAFE_STOP; q -> QUIT (the runtime
-does a safe stop, then exits). Upper case works too. Terminal escape sequences (arrow and function
-keys: Esc [ ..., Esc O x) are ignored; a lone Esc is a safe stop.
+does a safe stop, then exits). Upper case works too. For ``harmowam record``: n or the right arrow ->
+NEXT_EPISODE, r or the left arrow -> RERECORD (the runtime itself ignores both). Other terminal escape
+sequences (other arrows, modified arrows, function keys: Esc [ ..., Esc O x) are ignored; a lone Esc is
+a safe stop.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Intent(str, Enum):
     HOLD_TOGGLE = "hold_toggle"
     SAFE_STOP = "safe_stop"
     QUIT = "quit"
+    NEXT_EPISODE = "next_episode"  # harmowam record: end the episode now and save it
+    RERECORD = "rerecord"  # harmowam record: discard the episode and record it again
 
 
 KEYMAP: Mapping[int, Intent] = MappingProxyType({
@@ -50,7 +54,11 @@ KEYMAP: Mapping[int, Intent] = MappingProxyType({
     ord("h"): Intent.HOLD_TOGGLE, ord("H"): Intent.HOLD_TOGGLE,
     ord("s"): Intent.SAFE_STOP, ord("S"): Intent.SAFE_STOP, ESC: Intent.SAFE_STOP,
     ord("q"): Intent.QUIT, ord("Q"): Intent.QUIT,
+    ord("n"): Intent.NEXT_EPISODE, ord("N"): Intent.NEXT_EPISODE,
+    ord("r"): Intent.RERECORD, ord("R"): Intent.RERECORD,
 })
+# Plain arrow keys (Esc [ X or Esc O X, no modifier parameters) that mean something.
+ARROWS: Mapping[int, Intent] = MappingProxyType({ord("C"): Intent.NEXT_EPISODE, ord("D"): Intent.RERECORD})
 
 
 def parse_keys(data: bytes) -> list[Intent]:
@@ -64,6 +72,8 @@ def parse_keys(data: bytes) -> list[Intent]:
             j = i + 2
             while j < n and not 0x40 <= data[j] <= 0x7E:
                 j += 1
+            if j == i + 2 and j < n and data[j] in ARROWS:  # right/left arrow without modifiers
+                out.append(ARROWS[data[j]])
             i = j + 1
             continue
         intent = KEYMAP.get(b)

@@ -37,6 +37,9 @@ def configure(level: str | None = None, json: bool = False) -> None:
     if name not in LEVELS:
         raise ValueError(f"log level {name!r} is not one of: {', '.join(LEVELS)}")
     numeric = getattr(logging, name.upper())
+    # child processes (the policy process) configure themselves from these: same level, same format
+    os.environ["HARMOWAM_LOG"] = name
+    os.environ["HARMOWAM_LOG_JSON"] = "1" if json else ""
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(

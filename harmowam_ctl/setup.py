@@ -63,14 +63,23 @@ def safety_config(cfg: RunConfig, profile: Any, cal: ArmCalibration) -> SafetyCo
     return SafetyConfig.for_arm(profile, margin_rad=s.margin_rad, calibration_limits=list(zip(lo, hi)), **over)
 
 
+SWITCH_INTERVAL_S = 0.0005
+
+
 @contextlib.asynccontextmanager
-async def session(cfg: RunConfig, *, on_tick: Any = None) -> AsyncIterator[Runtime]:
+async def session(cfg: RunConfig, *, on_tick: Any = None, sim_options: dict[str, Any] | None = None) -> AsyncIterator[Runtime]:
+    """``sim_options``: more ``SimRig`` fields for ``--sim`` (``mode``, ``world_nice``...; benchmarks)."""
     profile = arm_by_name(cfg.arm)
     clock = MonotonicClock()
     async with contextlib.AsyncExitStack() as stack:
+        # Hand the GIL over every 0.5 ms from the start (as the runtime does while it runs): at Python's
+        # default 5 ms, a busy thread (an in-process simulator, a policy thread) delays the bus thread's
+        # reading of a ping reply past its timeout while the buses are opened and verified.
+        stack.callback(sys.setswitchinterval, sys.getswitchinterval())
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         rig: SimRig | None = None
         if cfg.sim:
-            rig = SimRig(task=cfg.task, seed=cfg.seed, spec=cfg.spec, arm=cfg.arm, faults=cfg.sim_faults)
+            rig = SimRig(task=cfg.task, seed=cfg.seed, spec=cfg.spec, arm=cfg.arm, faults=cfg.sim_faults, **(sim_options or {}))
             stack.callback(rig.stop)
             port = rig.start()
             cal = ArmCalibration.simulated(profile)
@@ -135,5 +144,6 @@ async def session(cfg: RunConfig, *, on_tick: Any = None) -> AsyncIterator[Runti
             safe_stop=cfg.safe_stop, runner=runner, cameras=cameras, teleop=teleop, keyboard=keyboard,
             status=StatusLine(sys.stderr) if cfg.status else None, task=task_text, rate_hz=cfg.rate_hz,
             lookahead_s=cfg.lookahead_s, duration_s=cfg.duration_s, lag_monitor=lag, on_tick=on_tick, sim=rig,
+            check_calibration=not cfg.sim,  # a real arm's servos must hold its calibration file
         )
         yield Runtime(parts)

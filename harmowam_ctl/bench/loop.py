@@ -2,7 +2,16 @@
 
 Both run on the simulated SO-101 (``SimRig``: MuJoCo arm behind the emulated bus, two 96 x 96 cameras at
 30 fps) with the ``synthetic`` policy (real torch work: ~15 ms predict + ~8 ms act on one thread, chunks
-of 12 steps at 30 Hz), one after the other in the same command.
+of 12 steps at 30 Hz), one after the other in the same command. The simulated world runs in its own
+processes for both (``sim_mode="process"``, as a real arm and cameras are outside the program), or in
+the measuring process (``"inprocess"``, how it was first measured).
+
+Levers (for finding out what the jitter comes from; defaults = as shipped): ``world_nice`` (niceness of
+the world's processes), ``camera_nice`` (more for its rendering process), ``runtime_cpus`` /
+``world_cpus`` (CPU affinity: the runtime and the policy process it starts, the world's processes),
+``gc_freeze`` (``gc.freeze()`` once everything is built: the collector no longer walks the start-up
+objects), ``spin_ms`` (the metronome wakes the loop this much early and the tick busy-waits the rest).
+The levers have no CLI flags: ``python -m harmowam_ctl.bench.loop '{"world_nice": 5, "duration_s": 15}'``.
 
 * ``runtime``: ``harmowam run --sim --policy synthetic`` as shipped (policy in a process, 100 Hz tick).
 * ``sync_baseline``: what a LeRobot record/eval loop does, in one thread: each iteration reads the
@@ -18,6 +27,8 @@ per second. The runtime's own telemetry (lateness against its fixed schedule) is
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import tempfile
 import time
 from typing import Any
@@ -38,6 +49,20 @@ class BenchLoopConfig(BaseModel):
     act_ms: float = Field(8.0, gt=0, le=200)
     policy_mode: str = Field("process", pattern="^(thread|process)$")
     baseline: bool = True
+    sim_mode: str = Field("process", pattern="^(process|inprocess)$", description="where the simulated world runs")
+    world_nice: int = Field(0, ge=0, le=19)
+    camera_nice: int = Field(0, ge=0, le=19)
+    runtime_cpus: list[int] | None = None
+    world_cpus: list[int] | None = None
+    gc_freeze: bool = False
+    spin_ms: float = Field(0.0, ge=0.0, le=2.0)
+
+    def sim_options(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.sim_mode}
+        if self.sim_mode == "process":
+            out.update(world_nice=self.world_nice, camera_nice=self.camera_nice,
+                       world_cpus=tuple(self.world_cpus) if self.world_cpus else None)
+        return out
 
 
 def _p(values: list[float] | np.ndarray, q: float) -> float | None:
@@ -61,7 +86,10 @@ async def _runtime(cfg: BenchLoopConfig, out: str) -> dict[str, Any]:
         "policy_options": {"predict_ms": cfg.predict_ms, "act_ms": cfg.act_ms},
         "telemetry": {"out_dir": out, "plot": False},
     })
-    async with session(rc) as rt:
+    async with session(rc, sim_options=cfg.sim_options()) as rt:
+        if cfg.gc_freeze:
+            gc.collect()
+            gc.freeze()
         await rt.run()
         cols = rt.p.telemetry.columns()
         s = rt.p.telemetry.summary()
@@ -82,6 +110,8 @@ async def _runtime(cfg: BenchLoopConfig, out: str) -> dict[str, Any]:
 async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
     from calibration import ArmCalibration
     from hardware.arms import arm as arm_by_name
+    from hardware.camera import CameraError
+    from hardware.errors import HardwareError
     from hardware.bus import open_bus
     from harmowam_ctl.armio import ArmIO
     from harmowam_ctl.simrig import SimRig
@@ -93,12 +123,14 @@ async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
     torch.set_num_threads(1)
     policy = build(PolicySpec(name="synthetic", options={"predict_ms": cfg.predict_ms, "act_ms": cfg.act_ms}))
     profile = arm_by_name("so101")
-    rig = SimRig()
+    rig = SimRig(**cfg.sim_options())
     port = rig.start()
     cams = rig.cameras
     bus = open_bus(profile, port)
     arm = ArmIO(bus, profile, ArmCalibration.simulated(profile))
     starts: list[float] = []
+    reads: list[float] = []
+    bus_errors = 0
     e2e: list[float] = []
     chunks: list[float] = []
     try:
@@ -106,6 +138,9 @@ async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
         for c in cams.values():
             c.start()
         await arm.activate()
+        if cfg.gc_freeze:
+            gc.collect()
+            gc.freeze()
         queue: list[np.ndarray] = []
         last_index = -1
         pending_capture: float | None = None
@@ -114,10 +149,18 @@ async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
         while time.monotonic() < t_end:
             t0 = time.monotonic()
             starts.append(t0)
-            state = await arm.read()
+            try:
+                state = await arm.read()
+            except HardwareError:  # a missed read (an overloaded machine): counted, the loop goes on
+                bus_errors += 1
+                if bus_errors > 100:
+                    raise
+                continue
+            reads.append(time.monotonic() - t0)
             if not queue:
-                front = cams["front"].wait(last_index, 1.0)  # blocks the loop, as a synchronous loop does
-                assert front is not None
+                front = cams["front"].wait(last_index, 1.0) or cams["front"].latest()  # blocks, as a sync loop does
+                if front is None:
+                    raise CameraError("the simulated front camera delivered no frame within 1 s")
                 last_index = front.index
                 wrist = cams["wrist"].latest()
                 frames = {"front": front, "wrist": wrist}
@@ -152,16 +195,33 @@ async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
         "e2e_latency_ms_p50": _p(e2e, 50),
         "e2e_latency_ms_p99": _p(e2e, 99),
         "policy_hz": round((ch.size - 1) / (ch[-1] - ch[0]), 2) if ch.size > 2 else None,
+        "bus_read_ms_p50": _p(np.asarray(reads[int(RATE_HZ):]) * 1e3, 50),
+        "bus_read_ms_p99": _p(np.asarray(reads[int(RATE_HZ):]) * 1e3, 99),
+        "bus_errors": bus_errors,
     }
 
 
 def run(cfg: BenchLoopConfig) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as out:
-        result: dict[str, Any] = asyncio.run(_runtime(cfg, out))
-    if cfg.baseline:
-        result["sync_baseline"] = asyncio.run(_sync_baseline(cfg))
+    from harmowam_ctl import metronome
+
+    load_before = os.getloadavg()
+    if cfg.runtime_cpus:
+        os.sched_setaffinity(0, set(cfg.runtime_cpus))  # this thread; the threads and processes it starts inherit it
+    spin = metronome.DEFAULT_SPIN_S
+    metronome.DEFAULT_SPIN_S = cfg.spin_ms / 1e3
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            result: dict[str, Any] = asyncio.run(_runtime(cfg, out))
+        if cfg.baseline:
+            result["sync_baseline"] = asyncio.run(_sync_baseline(cfg))
+    finally:
+        metronome.DEFAULT_SPIN_S = spin
+        if cfg.gc_freeze:
+            gc.unfreeze()
     result["config"] = cfg.model_dump()
     result["machine"] = machine()
+    # other programs running meanwhile pollute every number here: the 1-minute load before and after
+    result["load_avg_1m"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
     return result
 
 
@@ -172,3 +232,14 @@ def format_text(r: dict[str, Any]) -> str:
     for k in keys:
         lines.append(f"{k:24s}{str(r.get(k)):>12s}{str(base.get(k, '-')):>12s}")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the levers without CLI flags: python -m harmowam_ctl.bench.loop '{"world_nice": 5}'
+    import json
+    import sys
+
+    from harmowam_ctl import logs
+    from harmowam_ctl.config import build
+
+    logs.configure()  # logs go to stderr: stdout is the JSON alone
+    print(json.dumps(run(build(BenchLoopConfig, json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})), indent=2))

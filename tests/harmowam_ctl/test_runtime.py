@@ -470,3 +470,24 @@ async def test_a_stop_asked_for_while_connecting_never_activates_the_arm(tmp_pat
     assert not any(on for _, on, _ in rig.torque_calls)  # torque never switched on
     assert all(v == 0 for v in torque.values()), torque
     assert not rig.ticks
+
+
+# --- the servos must hold the calibration the run was given --------------------------------------------
+
+async def test_a_servo_with_another_homing_offset_is_never_activated(tmp_path: Any) -> None:
+    from calibration import ArmCalibration, JointCalibration
+
+    rig = rig_with(tmp_path, duration_s=1.0)
+    joints = dict(rig.cal)
+    elbow = joints["elbow_flex"]
+    joints["elbow_flex"] = JointCalibration(elbow.id, elbow.drive_mode, elbow.homing_offset + 300,
+                                            elbow.range_min, elbow.range_max)
+    rig.cal = ArmCalibration(joints)
+    async with rig:
+        summary = await rig.run()
+    assert rig.rt.lifecycle.state is State.FAULT
+    assert not [c for c in rig.torque_calls if c[1]], "torque went on with a calibration the servos do not hold"
+    assert not [w for w in rig.writes if w[0] == "Goal_Position"], "a goal was written"
+    assert all(s.get("Torque_Enable") == 0 for s in rig.emu.servos)
+    why = " ".join(f["detail"] for f in summary["faults"])
+    assert "elbow_flex: homing_offset" in why and "harmowam calibrate" in why, why
