@@ -11,7 +11,9 @@ come with issue 5: they add an entry to ``_BUILDERS`` taking ``options["checkpoi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -53,10 +55,28 @@ def _scripted(spec: PolicySpec, context: Any) -> Policy:
     return ScriptedPolicy(context)
 
 
+def _act(spec: PolicySpec, context: Any) -> Policy:
+    from policies.act import ActOptions, ActPolicy
+
+    o = ActOptions(**spec.options)
+    return ActPolicy(o.checkpoint, fps=o.fps, camera_map=o.camera_map, torch_threads=spec.torch_threads)
+
+
+def _harmowam(spec: PolicySpec, context: Any) -> Policy:
+    from policies.harmowam.policy import HarmoWAMPolicy
+
+    opts = dict(spec.options)
+    if not opts.get("checkpoint"):
+        raise ValueError("--policy harmowam needs options['checkpoint'] = a directory written by harmowam train")
+    return HarmoWAMPolicy.from_checkpoint(opts.pop("checkpoint"), seed=spec.seed, torch_threads=spec.torch_threads, overrides=opts)
+
+
 # name -> builder(spec, context). Issue 5 adds "harmowam" and "act" (from a checkpoint) here.
 _BUILDERS: dict[str, Callable[[PolicySpec, Any], Policy]] = {
     "synthetic": _synthetic,
     "scripted": _scripted,
+    "act": _act,
+    "harmowam": _harmowam,
 }
 NEEDS_CONTEXT = frozenset({"scripted"})  # cannot run in a policy process (the context stays here)
 
@@ -72,3 +92,39 @@ def build(spec: PolicySpec, context: Any = None) -> Policy:
     except KeyError:
         raise ValueError(f"unknown policy {spec.name!r} (policies: {', '.join(_BUILDERS)})") from None
     return builder(spec, context)
+
+
+def _format(checkpoint: Path) -> Any:
+    try:
+        return json.loads((checkpoint / "config.json").read_text()).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def resolve_policy(arg: str) -> PolicySpec:
+    """``--policy ARG``: a policy name, or a checkpoint directory whose ``config.json`` says which builder
+    loads it: ``{"format": "harmowam"}`` (``harmowam train``; its ``--out`` will do, for ``final/``) or
+    LeRobot's ``{"type": "act"}`` (``lerobot-train``, ``harmowam baseline act``; the run directory will do).
+    ``ValueError`` naming the fix otherwise."""
+    if arg in _BUILDERS:
+        return PolicySpec(name=arg)
+    path = Path(arg).expanduser()
+    expected = (f"give a policy name ({', '.join(_BUILDERS)}) or a checkpoint directory written by harmowam train, "
+                "lerobot-train (ACT) or harmowam baseline act")
+    if not path.is_dir():
+        raise ValueError(f"{arg!r} is {'a file' if path.exists() else 'neither a policy name nor a directory'}: {expected}")
+    if not (path / "config.json").is_file() and _format(path / "final") == "harmowam":
+        path = path / "final"  # a `harmowam train --out` directory: its trained policy
+    if _format(path) == "harmowam":
+        name = "harmowam"
+    else:
+        from policies.act import ActCheckpointError, find_pretrained_dir, read_act_config
+
+        try:
+            read_act_config(find_pretrained_dir(path))
+        except ActCheckpointError as e:
+            raise ValueError(f"{path} is not a checkpoint this program can run ({e}); {expected}") from None
+        name = "act"
+    if name not in _BUILDERS:
+        raise ValueError(f"{path} is a {name} checkpoint, but this installation has no {name!r} policy")
+    return PolicySpec(name=name, options={"checkpoint": str(path.resolve())})

@@ -19,7 +19,7 @@ from harmowam_ctl.keyboard import KEY_HELP
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, out_help: str = "folder for summary.json and plot.png (default runs/<time>)") -> None:
     p.add_argument("--config", help="YAML file with any RunConfig settings (flags override it)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="any other setting, e.g. --set watchdogs.camera.deadline_s=1.0 (repeatable)")
@@ -36,7 +36,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--leader-port", help="leader's serial port")
     p.add_argument("--leader-calibration", help="leader calibration name")
     p.add_argument("--leader-sim", action="store_true", default=None, help="an emulated leader arm")
-    p.add_argument("--out", help="folder for summary.json and plot.png (default runs/<time>)")
+    p.add_argument("--out", help=out_help)
     p.add_argument("--rerun", action="store_true", default=None, help="also write a rerun recording (run.rrd)")
     p.add_argument("--no-keyboard", dest="keyboard", action="store_false", default=None, help="do not read keys")
     p.add_argument("--no-status", dest="status", action="store_false", default=None, help="no status line")
@@ -89,6 +89,14 @@ def run(args: argparse.Namespace) -> int:
     cfg = runconfig.load(args.config, flags, sets)
     if args.command == "run" and not cfg.policy and not cfg.leader_arm:
         raise ConfigError("--policy: required (scripted with --sim, synthetic, or a checkpoint)")
+    if args.command == "run" and cfg.policy:  # a name, or a checkpoint directory -> its builder and options
+        from policies.registry import resolve_policy
+
+        try:
+            spec = resolve_policy(cfg.policy)
+        except ValueError as e:
+            raise ConfigError(f"--policy: {e}") from None
+        cfg = cfg.model_copy(update={"policy": spec.name, "policy_options": {**spec.options, **cfg.policy_options}})
     if cfg.keyboard and sys.stdin.isatty():
         print(f"keys: {KEY_HELP}", file=sys.stderr)
 

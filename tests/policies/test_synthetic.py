@@ -192,9 +192,9 @@ def test_registry_builds_synthetic_from_a_picklable_spec():
 
 
 def test_registry_names_and_errors():
-    assert set(policy_names()) == {"synthetic", "scripted"}
-    with pytest.raises(ValueError, match="synthetic, scripted"):
-        PolicySpec(name="harmowam")
+    assert set(policy_names()) == {"synthetic", "scripted", "act", "harmowam"}
+    with pytest.raises(ValueError, match="unknown policy 'hamrowam'.*synthetic, scripted"):
+        PolicySpec(name="hamrowam")
     with pytest.raises(ValueError, match="synthetic, scripted"):
         build(PolicySpec.model_construct(name="nope", options={}, seed=0, torch_threads=1))
     with pytest.raises(ValueError, match="--policy scripted needs --sim"):
