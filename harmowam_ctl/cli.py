@@ -12,8 +12,14 @@ from collections.abc import Sequence
 from hardware.arms import ARMS
 from hardware.errors import HardwareError
 from harmowam_ctl import logs
+from harmowam_ctl.commands import baseline as baseline_cmd
+from harmowam_ctl.commands import calibrate as calibrate_cmd
+from harmowam_ctl.commands import check as check_cmd
+from harmowam_ctl.commands import record as record_cmd
 from harmowam_ctl.commands import run as run_cmd
+from harmowam_ctl.commands import setup as setup_cmd
 from harmowam_ctl.commands import sim as sim_cmd
+from harmowam_ctl.commands import train as train_cmd
 from harmowam_ctl.config import ConfigError, build
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -59,13 +65,25 @@ def _parser() -> argparse.ArgumentParser:
     bl.add_argument("--duration", dest="duration_s", type=float, help="seconds of each loop (default 15)")
     bl.add_argument("--policy-mode", choices=["thread", "process"], help="where the runtime's policy runs (default process)")
     bl.add_argument("--no-baseline", dest="baseline", action="store_false", default=None, help="skip the synchronous loop")
+    bl.add_argument("--sim-mode", choices=["process", "inprocess"], help="where the simulated world runs (default process)")
     bl.add_argument("--json", action="store_true", help="print JSON")
+
+    bp = bsub.add_parser("policy", help="time one HarmoWAM policy step (one torch thread) and LeRobot ACT's")
+    bp.add_argument("--checkpoint", help="a HarmoWAM checkpoint directory (default: a fresh default-size model)")
+    bp.add_argument("--samples", type=int, help="timed samples (default 200)")
+    bp.add_argument("--json", action="store_true", help="print JSON")
 
     demo = sub.add_parser("demo", help="what exists today, on an emulated arm: scan, move, benchmark")
     demo.add_argument("--arm", choices=sorted(ARMS), default="so101")
     demo.add_argument("--cycles", type=int, default=1000, help="benchmark cycles")
     sim_cmd.add_parser(sub)
+    calibrate_cmd.add_parser(sub)
+    check_cmd.add_parser(sub)
+    train_cmd.add_parser(sub)
     run_cmd.add_parsers(sub)
+    record_cmd.add_parser(sub)
+    baseline_cmd.add_parser(sub)
+    setup_cmd.add_parser(sub)
     return p
 
 
@@ -95,9 +113,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "loop":
         from harmowam_ctl.bench import loop
 
-        cfg = build(loop.BenchLoopConfig, {"duration_s": args.duration_s, "policy_mode": args.policy_mode, "baseline": args.baseline})
+        cfg = build(loop.BenchLoopConfig, {"duration_s": args.duration_s, "policy_mode": args.policy_mode, "baseline": args.baseline, "sim_mode": args.sim_mode})
         result = loop.run(cfg)
         print(json.dumps(result, indent=2) if args.json else loop.format_text(result))
+        return EXIT_OK
+    if args.bench == "policy":
+        from harmowam_ctl.bench import policy
+
+        pcfg = build(policy.BenchPolicyConfig, {"checkpoint": args.checkpoint, "samples": args.samples})
+        try:
+            result = policy.run(pcfg)
+        except ValueError as err:  # a checkpoint that cannot be loaded (CheckpointError names the problem)
+            print(f"harmowam bench policy: {err}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(json.dumps(result, indent=2) if args.json else policy.format_text(result))
         return EXIT_OK
     if args.bench != "bus":
         print("harmowam bench: choose what to benchmark: bus, sim or loop", file=sys.stderr)
@@ -119,7 +148,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.arm, args.cycles)
 
 
-COMMANDS = {"emulate": _cmd_emulate, "scan": _cmd_scan, "bench": _cmd_bench, "demo": _cmd_demo, "sim": sim_cmd.run, "run": run_cmd.run, "teleop": run_cmd.run}
+COMMANDS = {"emulate": _cmd_emulate, "scan": _cmd_scan, "bench": _cmd_bench, "demo": _cmd_demo, "sim": sim_cmd.run, "run": run_cmd.run, "teleop": run_cmd.run, "record": record_cmd.run, "baseline": baseline_cmd.run, "train": train_cmd.run, "find-port": setup_cmd.run, "setup-motors": setup_cmd.run, "calibrate": calibrate_cmd.run, "check": check_cmd.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

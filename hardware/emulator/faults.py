@@ -9,6 +9,10 @@ SPEC is comma-separated ``key=value``::
     overheat=ID[+ID..]    temperature climbs past Max_Temperature_Limit within ~1 s of torque-on time
     voltage=ID[+ID..]|all input voltage reads below Min_Voltage_Limit, voltage error bit set
     model=ID:NUMBER[+ID:NUMBER..]  that servo reports another model number
+    supply=VOLTS          the supply voltage every servo reads (default: each model's nominal voltage)
+    vlimits=ID:MIN-MAX[+..]  that servo's factory voltage limits in volts (another voltage variant,
+                          e.g. ``vlimits=6:4.0-8.4`` for a lower-voltage motor on a 12 V arm)
+    firmware=ID:VERSION[+..] that servo's firmware: MAJOR.MINOR (Feetech) or VERSION (Dynamixel)
     seed=N                seed of the fault dice (default: the emulator's seed)
 
 RATE is a number in [0, 1]. Example: ``drop=0.05,late=0.01:50,dead=4,voltage=all``.
@@ -21,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-ALLOWED_KEYS = ("corrupt", "drop", "late", "dead", "overheat", "voltage", "model", "seed")
+ALLOWED_KEYS = ("corrupt", "drop", "late", "dead", "overheat", "voltage", "model", "supply", "vlimits", "firmware", "seed")
 
 _SYNTAX = {
     "corrupt": "RATE (a number in [0, 1])",
@@ -31,6 +35,9 @@ _SYNTAX = {
     "overheat": "ID[+ID..] (servo ids 0..253)",
     "voltage": "ID[+ID..] or all",
     "model": "ID:NUMBER[+ID:NUMBER..] (model number 0..65535)",
+    "supply": "VOLTS (0 < VOLTS <= 25)",
+    "vlimits": "ID:MIN-MAX[+ID:MIN-MAX..] (volts, 0 <= MIN < MAX <= 25)",
+    "firmware": "ID:VERSION[+ID:VERSION..] (MAJOR.MINOR or VERSION, each 0..255)",
     "seed": "N (an integer)",
 }
 
@@ -48,6 +55,9 @@ class FaultSpec(BaseModel):
     overheat: frozenset[int] = frozenset()
     voltage: frozenset[int] | Literal["all"] = frozenset()
     model: dict[int, int] = Field(default_factory=dict)
+    supply: float | None = Field(None, gt=0.0, le=25.0)
+    vlimits: dict[int, tuple[float, float]] = Field(default_factory=dict)
+    firmware: dict[int, tuple[int, int]] = Field(default_factory=dict)
     seed: int | None = None
 
     def voltage_fault(self, servo_id: int) -> bool:
@@ -76,6 +86,12 @@ class FaultSpec(BaseModel):
             parts.append("voltage=" + "+".join(str(i) for i in sorted(self.voltage)))
         if self.model:
             parts.append("model=" + "+".join(f"{i}:{n}" for i, n in sorted(self.model.items())))
+        if self.supply is not None:
+            parts.append(f"supply={self.supply!r}")
+        if self.vlimits:
+            parts.append("vlimits=" + "+".join(f"{i}:{lo!r}-{hi!r}" for i, (lo, hi) in sorted(self.vlimits.items())))
+        if self.firmware:
+            parts.append("firmware=" + "+".join(f"{i}:{a}.{b}" for i, (a, b) in sorted(self.firmware.items())))
         if self.seed is not None:
             parts.append(f"seed={self.seed}")
         return ",".join(parts)
@@ -110,6 +126,33 @@ def _ids(key: str, text: str) -> frozenset[int]:
     if not text:
         raise _bad(key, text)
     return frozenset(_id(key, part, text) for part in text.split("+"))
+
+
+def _per_id(key: str, text: str) -> dict[int, tuple[float, float]] | dict[int, tuple[int, int]]:
+    """``ID:MIN-MAX`` (vlimits, volts) or ``ID:MAJOR.MINOR`` (firmware) items joined by '+'."""
+    out: dict = {}
+    for part in text.split("+"):
+        sid, colon, rest = part.partition(":")
+        if not colon:
+            raise _bad(key, text)
+        try:
+            if key == "vlimits":
+                lo_text, dash, hi_text = rest.partition("-")
+                lo, hi = float(lo_text), float(hi_text)
+                if not dash or not 0.0 <= lo < hi <= 25.0:
+                    raise _bad(key, text, "MIN-MAX must satisfy 0 <= MIN < MAX <= 25")
+                item: tuple = (lo, hi)
+            else:
+                major, _, minor = rest.partition(".")
+                item = (int(major), int(minor or 0))
+                if not all(0 <= v <= 255 for v in item):
+                    raise _bad(key, text, "each version number must be in 0..255")
+        except ValueError as exc:
+            if str(exc).startswith("fault spec"):
+                raise
+            raise _bad(key, text) from None
+        out[_id(key, sid, text)] = item
+    return out
 
 
 def parse_faults(spec: str | FaultSpec | None) -> FaultSpec:
@@ -163,6 +206,16 @@ def parse_faults(spec: str | FaultSpec | None) -> FaultSpec:
                     raise _bad(key, value, f"model number {num} is outside 0..65535")
                 models[_id(key, sid, value)] = num
             fields[key] = models
+        elif key == "supply":
+            try:
+                volts = float(value)
+            except ValueError:
+                raise _bad(key, value) from None
+            if not 0.0 < volts <= 25.0:
+                raise _bad(key, value, "VOLTS must be in (0, 25]")
+            fields[key] = volts
+        elif key in ("vlimits", "firmware"):
+            fields[key] = _per_id(key, value)
         elif key == "seed":
             try:
                 fields[key] = int(value)

@@ -77,6 +77,18 @@ class EmulatedServo:
         self.mem = Memory(self.model, overrides)
         if spec.id in faults.model:
             self.mem.set_override("Model_Number", faults.model[spec.id])
+        if spec.id in faults.vlimits:  # another voltage variant: its factory limits
+            lo, hi = faults.vlimits[spec.id]
+            self.mem.set_override(self.REG_MIN_VOLTAGE, round(lo * 10))
+            self.mem.set_override(self.REG_MAX_VOLTAGE, round(hi * 10))
+        if spec.id in faults.firmware:
+            major, minor = faults.firmware[spec.id]
+            if self.family is Family.FEETECH:
+                self.mem.set_override("Firmware_Major_Version", major)
+                self.mem.set_override("Firmware_Minor_Version", minor)
+            else:
+                self.mem.set_override("Firmware_Version", major)
+        self.supply_v = faults.supply  # None: the model's nominal voltage
         self.dead = spec.id in faults.dead
         self.overheat_fault = spec.id in faults.overheat
         self.voltage_fault = faults.voltage_fault(spec.id)
@@ -157,10 +169,11 @@ class EmulatedServo:
             self.temperature += (target - self.temperature) * (1.0 - math.exp(-dt / THERMAL_TAU_S))
 
     def supply_reading(self) -> int:
-        """Input voltage in 0.1 V: the model's nominal voltage, or below the minimum under a voltage fault."""
+        """Input voltage in 0.1 V: the supply (the ``supply`` fault, else the model's nominal voltage), or
+        below the minimum under a voltage fault."""
         if self.voltage_fault:
             return max(0, self.mem.get(self.REG_MIN_VOLTAGE) - 5)
-        return round(self.model.nominal_voltage * 10)
+        return round((self.supply_v or self.model.nominal_voltage) * 10)
 
     def condition_bits(self) -> int:
         """Error conditions now, as bits 0 (input voltage) and 2 (overheat) -- shared by both families."""
