@@ -4,14 +4,18 @@
 2. scan it like a real arm: ids, models, firmware, positions, voltage, temperature;
 3. enable torque and drive every joint through a small sine with 100 Hz sync writes, showing goal
    vs present, then release torque;
-4. time the servo control cycle, ours against LeRobot's, on the same emulator.
-The policy runtime (`harmowam run`) does not exist yet; the demo says so rather than pretending.
+4. time the servo control cycle, ours against LeRobot's, on the same emulator;
+5. the main job: `harmowam run --sim` on the simulated SO-101 (pick and place) with the task's scripted
+   expert as the policy, through the action buffer, safety filter and watchdogs, ending with a safe stop.
+No trained HarmoWAM checkpoint is shipped yet: `harmowam train` makes one (README), `--policy DIR` runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import subprocess
+import sys
 import time
 
 from hardware.arms import arm
@@ -65,7 +69,10 @@ def run_demo(arm_name: str = "so101", cycles: int = 1000) -> int:
     print("== 4. servo control cycle: ours vs LeRobot (separate emulator process)")
     result = bench_bus.run(bench_bus.BenchBusConfig(arm=arm_name, cycles=cycles))
     print(bench_bus.format_text(result))
-    print("\nNot built yet: `harmowam run` (the real-time policy runtime), the HarmoWAM policy and the")
-    print("calibration wizards. The simulated SO-101 exists: try `harmowam emulate --arm so101 --physics mujoco`")
-    print("and `harmowam sim demos --task pick_place --episodes 5 --out demos/`. See the README.")
-    return 0
+    print("== 5. the runtime on the simulated SO-101: the scripted expert picks and places a cube")
+    argv = ["run", "--sim", "--task", "pick_place", "--policy", "scripted", "--duration", "12", "--no-keyboard"]
+    print("   harmowam " + " ".join(argv))
+    rc = subprocess.call([sys.executable, "-m", "harmowam_ctl.cli", *argv])
+    print("\nNext: train HarmoWAM on simulated demonstrations (`harmowam sim demos ...`, then `harmowam train")
+    print("--dataset DIR --out runs/pp`) and run it with `harmowam run --sim --policy runs/pp`. See the README.")
+    return rc
