@@ -106,7 +106,7 @@ class Runtime:
                 cameras=parts.cameras, joints=self.joints, runner=parts.runner, task=parts.task,
                 on_frame=self._on_frame, on_chunk=self._on_chunk, on_stage=self._on_stage,
                 on_error=self._on_policy_error, enabled=self._policy_wanted, policy_hz=parts.policy_hz,
-                now=parts.clock.now,
+                now=parts.clock.now, on_imagined=parts.telemetry.imagined,
             )
 
     # --- run -----------------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class Pipeline:
         policy_hz: float = 30.0,
         max_state_skew_s: float = 0.05,
         now: Callable[[], float],
+        on_imagined: Callable[[float, Any], None] | None = None,
     ) -> None:
         self.cameras = dict(cameras)
         self.joints = joints
@@ -76,6 +77,7 @@ class Pipeline:
         self.policy_hz = policy_hz
         self.max_state_skew_s = max_state_skew_s
         self.now = now
+        self.on_imagined = on_imagined  # (observation time, K x H x W x 3 imagined frames) for rerun
         self.observations: Slot[Observation] = Slot()
         self.predictions: Slot[tuple[WorldPrediction, Observation]] = Slot()
         self.count = 0
@@ -133,6 +135,8 @@ class Pipeline:
                 await asyncio.sleep(0.05)
                 continue
             self.on_stage("predict", obs.t, t_start, self.now(), None)
+            if pred.frames is not None and self.on_imagined is not None:
+                self.on_imagined(obs.t, pred.frames)
             self.predictions.put((pred, obs))
 
     async def act(self) -> None:

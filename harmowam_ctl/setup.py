@@ -105,7 +105,10 @@ async def session(cfg: RunConfig, *, on_tick: Any = None, sim_options: dict[str,
         stack.push_async_callback(bus.close)
         runner = None
         if cfg.policy:
-            spec = PolicySpec(name=cfg.policy, options=cfg.policy_options, seed=cfg.seed, torch_threads=cfg.torch_threads)
+            options = dict(cfg.policy_options)
+            if cfg.telemetry.rerun and cfg.policy == "harmowam":
+                options.setdefault("decode_frames", True)  # the imagined frames go into the rerun recording
+            spec = PolicySpec(name=cfg.policy, options=options, seed=cfg.seed, torch_threads=cfg.torch_threads)
             runner = PolicyRunner(spec, choose_mode(cfg), context=rig.env if (rig and cfg.policy in NEEDS_CONTEXT) else None)
             stack.push_async_callback(runner.close)
         teleop = None
