@@ -6,7 +6,6 @@ act`` (2 steps, ~7 s); one test trains ACT at its default size (2 steps, ~12 s).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -26,17 +25,11 @@ from policies.act import ActCheckpointError, ActPolicy, act_config, default_act_
 from policies.interface import Observation, Policy
 from policies.registry import PolicySpec, build, resolve_policy
 
+sys.path.insert(0, str(Path(__file__).parent))  # tests are not packages (--import-mode=importlib)
+import tiny_dataset  # noqa: E402
+
 SMALL = ["policy.dim_model=64", "policy.n_heads=2", "policy.dim_feedforward=128", "policy.n_encoder_layers=1",
          "policy.n_vae_encoder_layers=1", "policy.chunk_size=12", "policy.n_action_steps=12"]
-
-
-def _tiny():
-    name = "policy_test_datasets"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "datasets.py")
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _baseline(dataset: Path, out: Path, steps: int, *extra: str) -> list[str]:
@@ -47,7 +40,7 @@ def _baseline(dataset: Path, out: Path, steps: int, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    return _tiny().make_tiny_dataset(tmp_path_factory.mktemp("act") / "ds", episodes=2, frames=20)
+    return tiny_dataset.make_tiny_dataset(tmp_path_factory.mktemp("act") / "ds", episodes=2, frames=20)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -14,28 +13,22 @@ from policies.harmowam.config import HarmoWAMConfig
 from policies.harmowam.data import DataConfig, DatasetError, HarmoWAMDataset, build_datasets, load_frames, loader_throughput
 from policies.harmowam.labels import LabelConfig
 
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests are not packages (--import-mode=importlib)
+import tiny_dataset  # noqa: E402
+
 FRAMES, EPISODES = 40, 3
 CFG = HarmoWAMConfig(image_size=32, horizon=6, n_future=2, future_stride=4)
 
 
-def _tiny():
-    name = "policy_test_datasets"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "datasets.py")
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def ds_root(tmp_path_factory):
-    return _tiny().make_tiny_dataset(tmp_path_factory.mktemp("h4data") / "ds", episodes=EPISODES, frames=FRAMES, size=32)
+    return tiny_dataset.make_tiny_dataset(tmp_path_factory.mktemp("h4data") / "ds", episodes=EPISODES, frames=FRAMES, size=32)
 
 
 @pytest.fixture(scope="module")
 def other_root(tmp_path_factory):
     """Other camera names, 64 px images, no phase column."""
-    return _tiny().make_tiny_dataset(tmp_path_factory.mktemp("h4other") / "ds", episodes=2, frames=20,
+    return tiny_dataset.make_tiny_dataset(tmp_path_factory.mktemp("h4other") / "ds", episodes=2, frames=20,
                                      cameras=("top", "wrist"), size=64, with_phase=False)
 
 
@@ -52,11 +45,10 @@ def test_sample_shapes_and_contents(built):
     assert s["state"].shape == (6,) and s["actions"].shape == (6, 6)
     assert s["action_valid"].dtype == torch.bool and s["phase"].shape == ()
     # images are the rendered frames of that state (PNG is lossless, no resize at 32 px), cameras in order
-    tiny = _tiny()
     ep = train.episodes[0]
-    state, action = tiny.episode_arrays(ep, FRAMES)
+    state, action = tiny_dataset.episode_arrays(ep, FRAMES)
     for c, cam in enumerate(CFG.cameras):
-        want = torch.from_numpy(tiny.render(cam, state[5], 32, ep)).permute(2, 0, 1).float() / 255
+        want = torch.from_numpy(tiny_dataset.render(cam, state[5], 32, ep)).permute(2, 0, 1).float() / 255
         assert torch.equal(s["images"][c], want)
     np.testing.assert_allclose(s["state"].numpy(), state[5])
     np.testing.assert_allclose(s["actions"].numpy(), action[5:11])
@@ -102,7 +94,7 @@ def test_episode_level_split_and_stats_from_the_training_episodes(built, ds_root
 def test_phase_from_the_column_or_computed_from_gripper_events(built, ds_root):
     frames = built[3]
     assert frames.phase_source == "dataset"
-    expected = _tiny().expected_phase(FRAMES, 3)
+    expected = tiny_dataset.expected_phase(FRAMES, 3)
     np.testing.assert_array_equal(frames.phase[:FRAMES], expected)
     computed = load_frames(ds_root, CFG, DataConfig(labels=LabelConfig(source="gripper", window=3)))
     assert computed.phase_source.startswith("gripper events")
@@ -151,12 +143,11 @@ def test_loader_runs_and_batches_collate(built):
 
 
 def test_video_datasets_decode_each_frame_at_its_timestamp(tmp_path):
-    tiny = _tiny()
-    root = tiny.make_tiny_dataset(tmp_path / "vid", episodes=2, frames=20, size=32, video=True)
+    root = tiny_dataset.make_tiny_dataset(tmp_path / "vid", episodes=2, frames=20, size=32, video=True)
     frames = load_frames(root, HarmoWAMConfig(image_size=32))
     assert frames.images["front"].shape == (40, 3, 32, 32) and frames.bounds == [(0, 20), (20, 40)]
-    state, _ = tiny.episode_arrays(1, 20)
-    renders = torch.stack([torch.from_numpy(tiny.render("front", s, 32, 1)).permute(2, 0, 1).float() for s in state])
+    state, _ = tiny_dataset.episode_arrays(1, 20)
+    renders = torch.stack([torch.from_numpy(tiny_dataset.render("front", s, 32, 1)).permute(2, 0, 1).float() for s in state])
     decoded = frames.images["front"][20:].float()
 
     def err(shift: int) -> float:  # mean error of decoded frame t against render t + shift
@@ -181,10 +172,9 @@ def test_training_and_inference_resize_a_frame_identically(other_root):
     ds = HarmoWAMDataset(frames, [1], cfg)
     torch.manual_seed(0)
     policy = HarmoWAMPolicy(HarmoWAM(cfg))
-    tiny = _tiny()
-    state, _ = tiny.episode_arrays(1, 20)
+    state, _ = tiny_dataset.episode_arrays(1, 20)
     for t in (0, 7, 19):
-        raw = {"front": tiny.render("top", state[t], 64, 1), "wrist": tiny.render("wrist", state[t], 64, 1)}
+        raw = {"front": tiny_dataset.render("top", state[t], 64, 1), "wrist": tiny_dataset.render("wrist", state[t], 64, 1)}
         obs = Observation(t=1.0, state=state[t], state_t=1.0, images=raw)
         assert torch.equal(policy.inputs(obs)[0][0], ds[t]["images"])
     # the frames exercise the rounding: a float resize without it would differ (the old inference path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -18,6 +17,9 @@ from policies.harmowam.policy import HarmoWAMPolicy
 from policies.harmowam.train import StreamSampler, TrainConfig, TrainError, checkpoints, train
 from policies.interface import Observation
 
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests are not packages (--import-mode=importlib)
+import tiny_dataset  # noqa: E402
+
 TINY_MODEL = dict(
     image_size=32, latent_channels=4, encoder_channels=(8, 8, 16, 16), wm_width=32, wm_depth=1, wm_heads=2,
     expert_width=32, expert_depth=1, expert_heads=2, gate_hidden=16, horizon=6, n_future=2, future_stride=2,
@@ -27,18 +29,9 @@ CFG = TrainConfig(autoencoder_steps=20, world_steps=10, expert_steps=30, batch_s
                   save_every=20, val_batches=2, model=TINY_MODEL, data={"val_fraction": 0.34})
 
 
-def _tiny():
-    name = "policy_test_datasets"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "datasets.py")
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def ds_root(tmp_path_factory):
-    return _tiny().make_tiny_dataset(tmp_path_factory.mktemp("h4train") / "ds", episodes=3, frames=40, size=32)
+    return tiny_dataset.make_tiny_dataset(tmp_path_factory.mktemp("h4train") / "ds", episodes=3, frames=40, size=32)
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +79,8 @@ def test_training_writes_a_loadable_policy(run_a, ds_root):
     assert meta["units"] == "rad" and meta["phase_source"] == "dataset" and len(meta["val_episodes"]) == 1
     # the dataset's statistics are in the weights
     assert not torch.allclose(model.action_mean, torch.zeros(6))
-    tiny = _tiny()
-    state, _ = tiny.episode_arrays(0, 40)
-    images = {c: tiny.render(c, state[3], 32) for c in ("front", "wrist")}
+    state, _ = tiny_dataset.episode_arrays(0, 40)
+    images = {c: tiny_dataset.render(c, state[3], 32) for c in ("front", "wrist")}
     obs = Observation(t=1.0, state=state[3], state_t=1.0, images=images, image_t={c: 1.0 for c in images})
     policy = HarmoWAMPolicy.from_checkpoint(out / "final", seed=0, torch_threads=1)
     chunk = policy.act(policy.predict(obs), obs)

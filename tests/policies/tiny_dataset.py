@@ -20,19 +20,8 @@ scripted experts' do); the last action repeats the last state. With ``with_phase
 ``phase`` column is 1 within ``phase_window`` frames of an event, else 0 (computed from the known
 event frames, not from the gripper signal, so label code can be tested against it).
 
-Tests are not packages (``--import-mode=importlib``) and ``datasets`` is also HuggingFace's package, so
-load this file by path, under one shared name::
-
-    import importlib.util, sys
-    from pathlib import Path
-
-    def _tiny():
-        name = "policy_test_datasets"
-        if name not in sys.modules:
-            spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "datasets.py")
-            sys.modules[name] = module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        return sys.modules[name]
+Tests are not packages (``--import-mode=importlib``): put this folder on ``sys.path`` and
+``import tiny_dataset`` (as ``runtime_harness`` is imported).
 """
 
 from __future__ import annotations
