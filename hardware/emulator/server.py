@@ -113,7 +113,9 @@ class Emulator:
         self._stopping = threading.Event()
         self.port: str | None = None
         # seconds each of the last replies left after its due time (a diagnostic of pacing accuracy)
-        self.send_lag_s: deque[float] = deque(maxlen=1000)
+        self.send_lag_s: deque[float] = deque(maxlen=5000)
+        # seconds from a request's bytes arriving to its replies booked (decoding + the motion model)
+        self.handle_s: deque[float] = deque(maxlen=5000)
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -179,6 +181,19 @@ class Emulator:
     def stats(self) -> EmulatorStats:
         return EmulatorStats(**self._counts, checksum_errors=self.protocol.decoder.checksum_errors)
 
+    def timing(self) -> dict[str, float | int | None]:
+        """Where the emulator's own time goes (ms, over the last 5000 requests/replies): ``handle``
+        (bytes in -> replies booked: decoding and the motion model, e.g. MuJoCo physics) and ``send_lag``
+        (a reply written after its wire-model due time: the thread was not running when it should have)."""
+        out: dict[str, float | int | None] = {}
+        for name, values in (("handle", list(self.handle_s)), ("send_lag", list(self.send_lag_s))):
+            v = sorted(values)
+            out[f"{name}_n"] = len(v)
+            for q in (50, 99):
+                out[f"{name}_ms_p{q}"] = round(v[min(len(v) - 1, int(q / 100 * len(v)))] * 1e3, 3) if v else None
+            out[f"{name}_ms_max"] = round(v[-1] * 1e3, 3) if v else None
+        return out
+
     # --- the server thread --------------------------------------------------------------------------
 
     def _serve(self) -> None:
@@ -203,10 +218,12 @@ class Emulator:
                 except OSError:  # pragma: no cover - the slave end is held open, so no EIO
                     data = b""
                 if data:
+                    arrived = time.monotonic()
                     try:
-                        self._on_bytes(data, time.monotonic())
+                        self._on_bytes(data, arrived)
                     except Exception:  # never let one bad request kill the bus
                         log.exception("emulator failed to handle a request", arm=self.arm.name)
+                    self.handle_s.append(time.monotonic() - arrived)
             self._send_due(master)
 
     def _on_bytes(self, data: bytes, arrived: float) -> None:

@@ -80,7 +80,7 @@ class _World:
             self._stop_shutter()
             return None
         if op == "stats":
-            return {"emulator": self.emulator.stats, "shots": self.shots, "pid": os.getpid()}
+            return {"emulator": self.emulator.stats, "timing": self.emulator.timing(), "shots": self.shots, "pid": os.getpid()}
         raise ValueError(f"unknown request {op!r}")
 
     def _shoot(self, gen: int) -> None:

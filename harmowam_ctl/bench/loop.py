@@ -21,7 +21,9 @@ The levers have no CLI flags: ``python -m harmowam_ctl.bench.loop '{"world_nice"
 Keys (both): ``tick_hz``: iterations per second; ``tick_jitter_ms_p99``: p99 of |interval between
 consecutive tick starts - 10 ms| (the same definition for both loops); ``e2e_latency_ms_p50/p99``:
 capture of a camera frame -> the first servo command computed from it; ``policy_hz``: action chunks
-per second. The runtime's own telemetry (lateness against its fixed schedule) is under ``runtime_telemetry``.
+per second. The runtime's own telemetry (lateness against its fixed schedule) is under ``runtime_telemetry``;
+``world_timing``: the emulator's handling time and late replies in the simulated world's arm process
+(``Emulator.timing``), to tell a slow simulator from a slow runtime.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ async def _runtime(cfg: BenchLoopConfig, out: str) -> dict[str, Any]:
         await rt.run()
         cols = rt.p.telemetry.columns()
         s = rt.p.telemetry.summary()
+        world = _world_timing(rt.p.sim)
     t_active = rt.t_active
     starts = np.asarray(cols.t_start, dtype=float)
     starts = starts[(starts > t_active + 1.0) & (starts < t_active + cfg.duration_s)]  # steady state, before the stop
@@ -104,7 +107,20 @@ async def _runtime(cfg: BenchLoopConfig, out: str) -> dict[str, Any]:
         "e2e_latency_ms_p99": e2e.get("p99"),
         "policy_hz": s["policy"]["policy_hz"],
         "runtime_telemetry": {k: s.get(k) for k in ("tick_jitter_ms", "tick_compute_ms", "deadline_misses", "faults")},
+        "world_timing": world,
     }
+
+
+def _world_timing(rig: Any) -> dict[str, Any] | None:
+    """The emulator's own timing in the world's arm process (``Emulator.timing``): how much of a bus
+    cycle is the simulator's handling and its late replies, not the program being measured."""
+    world = getattr(rig, "world", None)
+    if world is None:
+        return None
+    try:
+        return dict(world.stats().get("timing") or {})
+    except Exception as e:  # a diagnostic: never fail the benchmark over it
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
@@ -179,6 +195,7 @@ async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
             rest = period - (time.monotonic() - t0)
             if rest > 0:
                 time.sleep(rest)  # LeRobot's loops sleep/busy-wait out the period in the same thread
+        world = _world_timing(rig)
     finally:
         for c in cams.values():
             c.stop()
@@ -198,6 +215,7 @@ async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
         "bus_read_ms_p50": _p(np.asarray(reads[int(RATE_HZ):]) * 1e3, 50),
         "bus_read_ms_p99": _p(np.asarray(reads[int(RATE_HZ):]) * 1e3, 99),
         "bus_errors": bus_errors,
+        "world_timing": world,
     }
 
 

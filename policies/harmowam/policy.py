@@ -63,6 +63,11 @@ class HarmoWAMPolicy:
         model, _, meta = load_checkpoint(directory, overrides)
         return cls(model, seed=seed, torch_threads=torch_threads, meta=meta)
 
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The observation camera names this policy needs."""
+        return tuple(self.cfg.cameras)
+
     def reset(self) -> None:
         self.router.reset()
         self._g_predict = torch.Generator().manual_seed(2 * self.seed)

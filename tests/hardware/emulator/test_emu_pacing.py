@@ -119,3 +119,20 @@ def test_poll_fallback_for_high_file_descriptors(monkeypatch, make_client):
             t0 = time.perf_counter()
             assert client.one(request).id == 1
             assert time.perf_counter() - t0 >= wire_s(len(request) + 8, 1_000_000) - EARLY_S
+
+
+def test_timing_reports_handling_and_send_lag_of_what_it_served():
+    with Emulator("so101") as emu:
+        assert emu.timing()["handle_n"] == 0 and emu.timing()["handle_ms_p50"] is None
+        ser = serial.Serial(emu.port, 1_000_000, timeout=0.5)
+        try:
+            for _ in range(20):
+                ser.write(ft.read(1, 56, 2))
+                assert len(ser.read(8)) == 8
+        finally:
+            ser.close()
+        t = emu.timing()
+    assert t["send_lag_n"] == emu.stats.replies == 20
+    assert t["handle_n"] >= 20  # one per chunk of bytes read (a request may come in pieces)
+    assert 0 <= t["handle_ms_p50"] <= t["handle_ms_p99"] <= t["handle_ms_max"] < 100
+    assert t["send_lag_ms_p50"] <= t["send_lag_ms_max"] and t["send_lag_ms_p50"] >= 0

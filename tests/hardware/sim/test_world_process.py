@@ -156,6 +156,7 @@ def test_instruction_success_and_stats(world):
     assert world.success() is False
     s = world.stats()
     assert s["pid"] == world.pid and s["shots"] > 0
+    assert set(s["timing"]) >= {"handle_ms_p50", "handle_ms_p99", "send_lag_ms_p99", "handle_n"}
     with pytest.raises(WorldProcessError, match="unknown request"):
         world.call("fly")
     assert world.success() is False  # still answering after a bad request

@@ -190,3 +190,28 @@ def test_resume_refuses_a_checkpoint_of_another_model_config(ds_root, tmp_path):
     (ck / "config.json").write_text(json.dumps(doc))
     with pytest.raises(TrainError, match=r"another model config \(wm_residual\).*--overwrite"):
         train(ds_root, out, None, progress=False, resume=True)
+
+
+def test_two_processes_under_torchrun_train_with_no_code_change(ds_root, tmp_path):
+    """``torchrun --nproc_per_node 2`` on the CPU (gloo): both processes train (disjoint batches, gradients
+    averaged by DDP), only the main one writes; the result loads as a policy."""
+    import os
+    import subprocess
+
+    conf = tmp_path / "tiny.yaml"
+    conf.write_text(json.dumps(CFG.model_dump(mode="json") | {"save_every": 100, "torch_threads": 1}))
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "harmowam_ctl.cli", "train", "--dataset", str(ds_root),
+         "--out", str(out), "--config", str(conf), "--steps", "6", "--no-progress", "--json"],
+        capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)  # one summary (the main process), not two
+    assert summary["processes"] == 2 and summary["complete"] and summary["device"].startswith("cpu")
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(r["step"] <= 6 for r in rows)
+    assert len({r["step"] for r in rows if r["split"] == "train"}) == len([r for r in rows if r["split"] == "train"])  # one writer
+    policy = HarmoWAMPolicy.from_checkpoint(out / "final")
+    assert policy.cfg.image_size == 32
