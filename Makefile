@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTHON312 := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench study clean
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then \
@@ -31,6 +31,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/harmowam bench bus --arm so101 --json
+
+# demonstrations -> HarmoWAM and ACT trained -> closed-loop evaluation (~2 h on 2 cores; docs/BENCHMARKS.md)
+study: $(STAMP)
+	bash scripts/study_pick_place.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -9,7 +9,8 @@ the measuring process (``"inprocess"``, how it was first measured).
 Levers (for finding out what the jitter comes from; defaults = as shipped): ``world_nice`` (niceness of
 the world's processes), ``camera_nice`` (more for its rendering process), ``runtime_cpus`` /
 ``world_cpus`` (CPU affinity: the runtime and the policy process it starts, the world's processes),
-``gc_freeze`` (``gc.freeze()`` once everything is built: the collector no longer walks the start-up
+``probe`` (a bare 100 Hz sleep loop in a process of its own during the runtime run: the wake-up lateness
+any process gets under this load), ``gc_freeze`` (``gc.freeze()`` once everything is built: the collector no longer walks the start-up
 objects), ``spin_ms`` (the metronome wakes the loop this much early and the tick busy-waits the rest).
 The levers have no CLI flags: ``python -m harmowam_ctl.bench.loop '{"world_nice": 5, "duration_s": 15}'``.
 
@@ -58,6 +59,9 @@ class BenchLoopConfig(BaseModel):
     world_cpus: list[int] | None = None
     gc_freeze: bool = False
     spin_ms: float = Field(0.0, ge=0.0, le=2.0)
+    probe: bool = Field(False, description=(
+        "also run a bare 100 Hz sleep loop in a process of its own during the runtime: the wake-up "
+        "lateness any process gets on this machine under this load (no GIL, no bus, no work)"))
 
     def sim_options(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.sim_mode}
@@ -219,6 +223,34 @@ async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
     }
 
 
+def _probe_main(duration_s: float, conn: Any) -> None:
+    """The ``probe`` lever's process: sleep to a 10 ms grid, record how late each wake-up is."""
+    late: list[float] = []
+    period = 1.0 / RATE_HZ
+    nxt = time.monotonic() + period
+    end = nxt + duration_s
+    while nxt < end:
+        rest = nxt - time.monotonic()
+        if rest > 0:
+            time.sleep(rest)
+        late.append(time.monotonic() - nxt)
+        nxt += period
+    a = np.asarray(late[int(RATE_HZ):]) * 1e3  # the first second out, as for the loops
+    conn.send({"wakeups": int(a.size), "late_ms_p50": _p(a, 50), "late_ms_p99": _p(a, 99),
+               "late_ms_max": round(float(a.max()), 3) if a.size else None})
+    conn.close()
+
+
+def _start_probe(duration_s: float) -> tuple[Any, Any]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_probe_main, args=(duration_s, child), daemon=True, name="bench-probe")
+    proc.start()
+    return proc, parent
+
+
 def run(cfg: BenchLoopConfig) -> dict[str, Any]:
     from harmowam_ctl import metronome
 
@@ -228,8 +260,13 @@ def run(cfg: BenchLoopConfig) -> dict[str, Any]:
     spin = metronome.DEFAULT_SPIN_S
     metronome.DEFAULT_SPIN_S = cfg.spin_ms / 1e3
     try:
+        probe = _start_probe(cfg.duration_s + 4.0) if cfg.probe else None  # + the runtime's start-up
         with tempfile.TemporaryDirectory() as out:
             result: dict[str, Any] = asyncio.run(_runtime(cfg, out))
+        if probe is not None:
+            proc, conn = probe
+            result["probe"] = conn.recv() if conn.poll(10.0) else {"error": "the probe process did not report"}
+            proc.join(timeout=2.0)
         if cfg.baseline:
             result["sync_baseline"] = asyncio.run(_sync_baseline(cfg))
     finally:

@@ -39,3 +39,15 @@ def test_sync_baseline_runs_on_the_world_process():
     assert r["policy_hz"] is not None and r["policy_hz"] > 1  # a chunk of 12 steps per inference
     assert r["e2e_latency_ms_p50"] is not None and 0 < r["e2e_latency_ms_p50"] < 1000
     assert r["bus_read_ms_p50"] is not None and 0.5 < r["bus_read_ms_p50"] < 500  # the wire alone takes ~0.9 ms
+
+
+def test_probe_reports_wakeup_lateness_after_the_first_second():
+    import multiprocessing as mp
+
+    from harmowam_ctl.bench import loop
+
+    parent, child = mp.Pipe(duplex=False)
+    loop._probe_main(1.3, child)
+    r = parent.recv()
+    assert 25 <= r["wakeups"] <= 31  # 130 wake-ups, the first 100 left out
+    assert 0 <= r["late_ms_p50"] <= r["late_ms_p99"] <= r["late_ms_max"] < 1000
