@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from calibration.wizards.setup_motors import Answer, Screen, State
+from calibration.wizards.setup_screens import Answer, Screen, State
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import inspect
 from typing import Any
 
 from calibration import tui
-from calibration.wizards.setup_motors import Answer, Screen, State
+from calibration.wizards.setup_screens import Answer, Screen, State
 
 KEYMAP = {
     Answer.CONTINUE: ("enter",),
