@@ -56,6 +56,7 @@ from policies.harmowam.checkpoint import CheckpointError, load_checkpoint, save_
 from policies.harmowam.config import HarmoWAMConfig
 from policies.harmowam.data import DataConfig, build_datasets, read_info
 from policies.harmowam.model import HarmoWAM
+from policies.harmowam.policy import INFERENCE_FIELDS
 from policies.harmowam.train_state import STATE_JSON, TrainStateError, read_train_state, restore_optimizer, save_train_state
 
 log = structlog.get_logger("harmowam.train")
@@ -101,6 +102,10 @@ class TrainConfig(BaseModel):
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the training process)")
     torch_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")
     model: dict[str, Any] = Field(default_factory=dict, description="HarmoWAMConfig overrides (fps/cameras default from the data)")
+    init_from: str | None = Field(None, description=(
+        "start from a trained policy's weights (a harmowam train output, its final/ or a checkpoint): e.g. "
+        "more expert steps (autoencoder_steps: 0, world_steps: 0) or fine-tuning on new data; its model config "
+        "must match and its normalisation statistics are kept"))
     data: DataConfig = Field(default_factory=DataConfig)
 
     def plan(self) -> list[tuple[str, int, int]]:
@@ -134,6 +139,25 @@ class TrainConfig(BaseModel):
                 new[i] = 1
                 new[int(np.argmax(new))] -= 1
         return self.model_copy(update={f"{name}_steps": n for name, n in zip(STAGES, new, strict=True)})
+
+
+def _init_weights(model: HarmoWAM, mcfg: HarmoWAMConfig, where: str) -> Path:
+    """Load ``init_from``'s weights (and statistics) into ``model``; TrainError naming what differs."""
+    path = Path(where).expanduser()
+    if not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
+        path = path / "final"
+    try:
+        loaded, ck_cfg, _ = load_checkpoint(path)
+    except CheckpointError as e:
+        raise TrainError(f"init_from: {e}") from None
+    diff = sorted(k for k in HarmoWAMConfig.model_fields if k not in INFERENCE_FIELDS and getattr(ck_cfg, k) != getattr(mcfg, k))
+    if diff:
+        shown = ", ".join(f"{k} {getattr(ck_cfg, k)!r} there, {getattr(mcfg, k)!r} here" for k in diff[:4])
+        raise TrainError(f"init_from {path}: its model config differs from this training's ({shown}); "
+                         "give the same model: settings (and cameras/fps) or start without init_from")
+    model.load_state_dict(loaded.state_dict())
+    log.info("initialised from a trained policy", path=str(path))
+    return path
 
 
 def model_config(cfg: TrainConfig, fps: float | None = None) -> HarmoWAMConfig:
@@ -345,7 +369,9 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig | None = None, 
             model.load_state_dict(loaded.state_dict())
             start = int(state_doc["step"])
             torch.set_rng_state(state_t["rng.torch"])
-    elif main:
+    if ck is None and cfg.init_from:
+        meta["init_from"] = str(_init_weights(model, mcfg, cfg.init_from))
+    if mode != "resume" and main:
         doc = {"train": cfg.model_dump(mode="json"), "model": mcfg.model_dump(mode="json"), "dataset": meta["dataset"]}
         (out / TRAIN_CONFIG).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     metrics = out / "metrics.jsonl"

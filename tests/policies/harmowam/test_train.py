@@ -215,3 +215,31 @@ def test_two_processes_under_torchrun_train_with_no_code_change(ds_root, tmp_pat
     assert len({r["step"] for r in rows if r["split"] == "train"}) == len([r for r in rows if r["split"] == "train"])  # one writer
     policy = HarmoWAMPolicy.from_checkpoint(out / "final")
     assert policy.cfg.image_size == 32
+
+
+def test_init_from_a_trained_policy_continues_from_its_weights(run_a, ds_root, tmp_path):
+    """More expert steps on run_a's frozen world model: the world model and autoencoder come out exactly
+    as run_a left them (a fresh start would differ), the experts move on, and the output says where it
+    started."""
+    out_a, _ = run_a
+    more = CFG.model_copy(update={"autoencoder_steps": 0, "world_steps": 0, "expert_steps": 3, "init_from": str(out_a)})
+    summary = train(ds_root, tmp_path / "more", more, progress=False)
+    assert summary["complete"]
+    a, _, _ = load_checkpoint(out_a / "final")
+    b, _, meta = load_checkpoint(tmp_path / "more" / "final")
+    sa, sb = a.state_dict(), b.state_dict()
+    world = [k for k in sa if k.startswith(("world.", "encoder.", "decoder."))]
+    experts = [k for k in sa if k.startswith("predictive.")]
+    assert world and experts
+    assert all(torch.equal(sa[k], sb[k]) for k in world)
+    assert any(not torch.equal(sa[k], sb[k]) for k in experts)
+    assert meta["init_from"] == str(out_a / "final")
+
+
+def test_init_from_refuses_another_model_or_a_missing_checkpoint(run_a, ds_root, tmp_path):
+    out_a, _ = run_a
+    other = CFG.model_copy(update={"model": {**TINY_MODEL, "wm_width": 64}, "init_from": str(out_a)})
+    with pytest.raises(TrainError, match=r"init_from .*wm_width 32 there, 64 here"):
+        train(ds_root, tmp_path / "x", other, progress=False)
+    with pytest.raises(TrainError, match="init_from"):
+        train(ds_root, tmp_path / "y", CFG.model_copy(update={"init_from": str(tmp_path / "nowhere")}), progress=False)
