@@ -33,8 +33,9 @@ import structlog
 
 from hardware.bus import PortDisconnectedError
 from hardware.errors import HardwareError
+from hardware.realtime import set_normal, set_realtime
 from harmowam_ctl.armio import ArmIO
-from harmowam_ctl.clock import Clock
+from harmowam_ctl.clock import Clock, MonotonicClock
 from harmowam_ctl.lifecycle import Lifecycle, State
 from harmowam_ctl.metronome import Metronome
 from harmowam_ctl.pipeline import JointHistory, Pipeline, camera_frames
@@ -43,6 +44,9 @@ from harmowam_ctl.telemetry import TickRecord
 from harmowam_ctl.types import ActionChunk, Source
 
 log = structlog.get_logger(__name__)
+# SCHED_FIFO priorities (Parts.realtime): the metronome wakes the loop, which runs the tick, whose bus
+# I/O thread talks to the servos; the simulated servos (hardware.sim.world_child) get 60.
+RT_LOOP, RT_BUS, RT_METRONOME = 40, 45, 50
 
 # A safe stop needs the bus. One that keeps failing this long during a stop ends the run in FAULT (the
 # servos that still answer hold their last goal with torque on) instead of retrying forever.
@@ -77,6 +81,8 @@ class Parts:
     switch_interval_s: float = 0.0005
     sim: Any = None  # the SimRig of a --sim run (task success, the scripted policy's context)
     check_calibration: bool = True  # the servos must hold the calibration's offsets and drive modes
+    policy_overlap: bool = True  # predict the next observation while act runs (harmowam_ctl.pipeline)
+    realtime: bool = False  # SCHED_FIFO for the loop, metronome and bus threads when allowed (hardware.realtime)
 
 
 class Runtime:
@@ -106,7 +112,7 @@ class Runtime:
                 cameras=parts.cameras, joints=self.joints, runner=parts.runner, task=parts.task,
                 on_frame=self._on_frame, on_chunk=self._on_chunk, on_stage=self._on_stage,
                 on_error=self._on_policy_error, enabled=self._policy_wanted, policy_hz=parts.policy_hz,
-                now=parts.clock.now, on_imagined=parts.telemetry.imagined,
+                now=parts.clock.now, on_imagined=parts.telemetry.imagined, overlap=parts.policy_overlap,
             )
 
     # --- run -----------------------------------------------------------------------------------------
@@ -124,8 +130,10 @@ class Runtime:
         # Threads of this process (the bus's I/O thread, an in-thread policy, a simulation) hand the GIL
         # over every 5 ms by default: far too coarse for a 100 Hz tick. 0.5 ms keeps the loop's waits short.
         sys.setswitchinterval(p.switch_interval_s)
+        loop_rt = False
         try:
             if not await self._connect():
+                loop_rt = self._realtime()  # after connect: the bus's I/O thread exists now
                 async with asyncio.TaskGroup() as tg:
                     servo = tg.create_task(self._servo_loop(), name="servo")
                     helpers = [tg.create_task(self._guard(n, c), name=n) for n, c in self._helper_tasks()]
@@ -141,10 +149,32 @@ class Runtime:
                 except (NotImplementedError, RuntimeError, ValueError):
                     pass
             sys.setswitchinterval(switch)
+            if loop_rt:
+                set_normal()  # this thread goes on (tests, the caller's code) at normal priority
             self.metronome.close()
             if p.status is not None:
                 p.status.close()
         return p.telemetry.summary()
+
+    def _realtime(self) -> bool:
+        """``Parts.realtime``: SCHED_FIFO for the threads the tick waits on (``hardware.realtime``), loop
+        thread below the metronome and the bus I/O thread. Returns whether this (the loop's) thread got it."""
+        p = self.p
+        if not p.realtime or not isinstance(self.clock, MonotonicClock):
+            return False
+        refused = set_realtime(RT_LOOP)
+        bus_tid = getattr(getattr(p.arm, "bus", None), "io_thread_id", None)
+        if refused is None and bus_tid:
+            refused = set_realtime(RT_BUS, bus_tid)
+        if refused is None:
+            self.metronome.rt_priority = RT_METRONOME
+            p.telemetry.event("realtime", granted=True, loop=RT_LOOP, bus=RT_BUS, metronome=RT_METRONOME)
+            log.info("servo tick threads run at real-time priority", loop=RT_LOOP, bus=RT_BUS, metronome=RT_METRONOME)
+            return True
+        set_normal()
+        p.telemetry.event("realtime", granted=False, why=refused)
+        log.warning("servo tick threads run at normal priority: expect a few ms of jitter on a busy machine", why=refused)
+        return False
 
     def _helper_tasks(self) -> list[tuple[str, Any]]:
         p, out = self.p, []
@@ -330,8 +360,11 @@ class Runtime:
         if not stop.done(now, state.positions):
             return False
         if stop.release_torque:
-            await p.arm.torque(False)
+            still_on = await p.arm.release_torque()
             how = "at rest, torque released"
+            if still_on:
+                how = f"at rest, but servos {still_on} still report torque ON after 3 tries: switch the arm's power off"
+                p.telemetry.fault("torque_release", how, "none")
         elif stop.rest is not None and not stop.reached and not stop.skip_rest:
             how = "did NOT reach the rest pose in time: torque left ON so the arm does not drop; move it by hand after powering off"
             p.telemetry.fault("rest_not_reached", how, "hold")

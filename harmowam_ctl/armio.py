@@ -74,6 +74,22 @@ class ArmIO:
         value = 1 if on else 0
         await self.bus.sync_write("Torque_Enable", {i: value for i in (ids or self.ids)})
 
+    async def release_torque(self, tries: int = 3) -> list[int]:
+        """Torque off, read back: a sync write has no reply, so a write lost on the wire would leave the
+        arm powered without anyone knowing. Servos still on are written again (``tries`` in all); returns
+        the ids that still report torque on (empty: released everywhere)."""
+        left = list(self.ids)
+        for _ in range(max(1, tries)):
+            await self.torque(False, left)
+            try:
+                state = await self.torque_state()
+            except HardwareError:
+                continue  # unknown: write again
+            left = [i for i in left if state.get(i, 1) != 0]
+            if not left:
+                return []
+        return left
+
     async def torque_state(self) -> dict[int, int]:
         return (await self.bus.sync_read("Torque_Enable", self.ids)).values
 

@@ -31,6 +31,8 @@ class Metronome:
         self._job: tuple[float, asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.rt_priority: int | None = None  # set before the first wait: its thread asks for SCHED_FIFO
+        self.rt_refused: str | None = None  # why it was not granted
 
     async def sleep_until(self, t: float) -> None:
         if not self._real:
@@ -72,6 +74,10 @@ class Metronome:
             self._thread.join(timeout=1.0)
 
     def _run(self) -> None:
+        if self.rt_priority:
+            from hardware.realtime import set_realtime
+
+            self.rt_refused = set_realtime(self.rt_priority)
         while True:
             with self._cv:
                 while self._job is None and not self._closed:

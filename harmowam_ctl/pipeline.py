@@ -67,6 +67,7 @@ class Pipeline:
         max_state_skew_s: float = 0.05,
         now: Callable[[], float],
         on_imagined: Callable[[float, Any], None] | None = None,
+        overlap: bool = True,
     ) -> None:
         self.cameras = dict(cameras)
         self.joints = joints
@@ -82,6 +83,11 @@ class Pipeline:
         self.predictions: Slot[tuple[WorldPrediction, Observation]] = Slot()
         self.count = 0
         self.skipped_no_state = 0
+        # overlap=False: predict waits for the act of its previous prediction to finish, so one
+        # observation's latency is predict + act with the stages never competing for the CPU
+        self.overlap = overlap
+        self._act_idle = asyncio.Event()
+        self._act_idle.set()
 
     # --- observe -------------------------------------------------------------------------------------
 
@@ -122,6 +128,8 @@ class Pipeline:
     async def predict(self) -> None:
         version = 0
         while True:
+            if not self.overlap:
+                await self._act_idle.wait()
             obs, version = await self.observations.wait_newer(version)
             if not self.enabled():
                 continue
@@ -137,25 +145,30 @@ class Pipeline:
             self.on_stage("predict", obs.t, t_start, self.now(), None)
             if pred.frames is not None and self.on_imagined is not None:
                 self.on_imagined(obs.t, pred.frames)
+            if not self.overlap:
+                self._act_idle.clear()
             self.predictions.put((pred, obs))
 
     async def act(self) -> None:
         version = 0
         while True:
             (pred, obs), version = await self.predictions.wait_newer(version)
-            if not self.enabled():
-                continue
-            t_start = self.now()
             try:
-                chunk = await self.runner.act(pred, obs)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self.on_error("act", e)
-                await asyncio.sleep(0.05)
-                continue
-            self.on_stage("act", obs.t, t_start, self.now(), chunk)
-            self.on_chunk(chunk)
+                if not self.enabled():
+                    continue
+                t_start = self.now()
+                try:
+                    chunk = await self.runner.act(pred, obs)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    self.on_error("act", e)
+                    await asyncio.sleep(0.05)
+                    continue
+                self.on_stage("act", obs.t, t_start, self.now(), chunk)
+                self.on_chunk(chunk)
+            finally:
+                self._act_idle.set()
 
 
 async def camera_frames(cameras: Mapping[str, Any], on_frame: Callable[[str, Any], None]) -> AsyncIterator[dict[str, Any]]:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from hardware.realtime import kept_scheduling
 from hardware.sim.dataset import STATE_NAMES, UNITS, check_output, is_dataset
 from harmowam_ctl.config import ConfigError
 from harmowam_ctl.telemetry import SOURCES
@@ -274,7 +275,8 @@ class DatasetSink:
                 log.warning("episode has no frames: not saved", episode=item.get("index"))
                 return
             frames = int(ds.writer.episode_buffer["size"])
-            ds.save_episode(parallel_encoding=False)
+            with kept_scheduling():  # AV1 encoding may switch this thread to real-time (hardware.realtime)
+                ds.save_episode(parallel_encoding=False)
             item = {"episode_index": int(ds.meta.total_episodes) - 1, **item, "frames": frames}
             self.saved.append(item)
             self.meta["episodes"].append(item)

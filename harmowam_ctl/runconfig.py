@@ -58,6 +58,12 @@ class RunConfig(BaseModel):
     sim_faults: str | None = Field(None, description="emulator faults for --sim, e.g. 'corrupt=0.01'")
     policy: str | None = Field(None, description="policy: scripted, synthetic, or a checkpoint directory")
     policy_mode: Literal["auto", "thread", "process"] = "auto"
+    policy_overlap: bool = Field(True, description=(
+        "predict the next observation while act works on the last (two stages at once: more chunks per second); "
+        "False: one observation at a time through predict then act (less latency when CPU is short)"))
+    policy_nice: int | None = Field(None, ge=0, le=19, description=(
+        "how much lower the policy workers' CPU priority is (0..19); default: 0 when the tick's threads get "
+        "real-time priority (they no longer need it), else 10"))
     policy_options: dict[str, Any] = Field(default_factory=dict)
     torch_threads: int = Field(1, ge=1, le=64)
     cameras: list[CameraConfig] = Field(default_factory=list)
@@ -70,6 +76,9 @@ class RunConfig(BaseModel):
     leader_sim: bool = Field(False, description="an emulated leader arm (moved with the sim keys)")
     keyboard: bool = Field(True, description="read keys from the terminal (t take over, h hold, s stop, q quit)")
     status: bool = True
+    realtime: bool = Field(True, description=(
+        "run the servo tick's threads (event loop, metronome, bus I/O) at real-time priority (Linux SCHED_FIFO) "
+        "when the system allows it; otherwise a warning says how to allow it (hardware.realtime)"))
     buffer: BufferConfig = Field(default_factory=BufferConfig)
     arbiter: ArbiterConfig = Field(default_factory=ArbiterConfig)
     safety: SafetyLimits = Field(default_factory=SafetyLimits)

@@ -28,7 +28,7 @@ from harmowam_ctl.armio import ArmIO
 from harmowam_ctl.buffer import ActionBuffer
 from harmowam_ctl.clock import MonotonicClock
 from harmowam_ctl.config import ConfigError
-from harmowam_ctl.inference import PolicyRunner
+from harmowam_ctl.inference import DEFAULT_NICE, PolicyRunner
 from harmowam_ctl.keyboard import KeyReader
 from harmowam_ctl.runconfig import RunConfig
 from harmowam_ctl.safety import SafetyConfig, SafetyFilter
@@ -64,6 +64,16 @@ def safety_config(cfg: RunConfig, profile: Any, cal: ArmCalibration) -> SafetyCo
 
 
 SWITCH_INTERVAL_S = 0.0005
+
+
+def policy_nice(cfg: RunConfig) -> int:
+    """``cfg.policy_nice``, or by default 0 when the tick's threads will run at real-time priority (the
+    policy then competes with the simulated world, not with the tick), else 10 (``inference.DEFAULT_NICE``)."""
+    if cfg.policy_nice is not None:
+        return cfg.policy_nice
+    from hardware.realtime import permitted
+
+    return 0 if cfg.realtime and permitted() else DEFAULT_NICE
 
 
 @contextlib.asynccontextmanager
@@ -109,7 +119,8 @@ async def session(cfg: RunConfig, *, on_tick: Any = None, sim_options: dict[str,
             if cfg.telemetry.rerun and cfg.policy == "harmowam":
                 options.setdefault("decode_frames", True)  # the imagined frames go into the rerun recording
             spec = PolicySpec(name=cfg.policy, options=options, seed=cfg.seed, torch_threads=cfg.torch_threads)
-            runner = PolicyRunner(spec, choose_mode(cfg), context=rig.env if (rig and cfg.policy in NEEDS_CONTEXT) else None)
+            runner = PolicyRunner(spec, choose_mode(cfg), context=rig.env if (rig and cfg.policy in NEEDS_CONTEXT) else None,
+                                  nice=policy_nice(cfg))
             stack.push_async_callback(runner.close)
         teleop = None
         if cfg.leader_arm:
@@ -148,5 +159,6 @@ async def session(cfg: RunConfig, *, on_tick: Any = None, sim_options: dict[str,
             status=StatusLine(sys.stderr) if cfg.status else None, task=task_text, rate_hz=cfg.rate_hz,
             lookahead_s=cfg.lookahead_s, duration_s=cfg.duration_s, lag_monitor=lag, on_tick=on_tick, sim=rig,
             check_calibration=not cfg.sim,  # a real arm's servos must hold its calibration file
+            realtime=cfg.realtime, policy_overlap=cfg.policy_overlap,
         )
         yield Runtime(parts)

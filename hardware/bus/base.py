@@ -150,6 +150,11 @@ class ServoBus:
     def is_open(self) -> bool:
         return self._worker.running
 
+    @property
+    def io_thread_id(self) -> int | None:
+        """OS thread id of the bus's I/O thread while open (``hardware.realtime`` raises its priority)."""
+        return self._worker.native_id
+
     async def open(self) -> None:
         """Validate and open the port (typed PortError subclasses), start the worker thread."""
         if self._worker.running:

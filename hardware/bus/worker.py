@@ -62,6 +62,12 @@ class Worker:
             fut.set_exception(exc)
 
     @property
+    def native_id(self) -> int | None:
+        """The OS thread id of the I/O thread (direct hand-off, once started), e.g. for its CPU priority."""
+        t = self._thread
+        return t.native_id if t is not None else None
+
+    @property
     def running(self) -> bool:
         return self._thread is not None or self._executor is not None
 

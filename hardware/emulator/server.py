@@ -178,6 +178,12 @@ class Emulator:
                 s.power_cycle()
 
     @property
+    def io_thread_id(self) -> int | None:
+        """OS thread id of the serving thread while it runs (``hardware.realtime``)."""
+        t = self._thread
+        return t.native_id if t is not None else None
+
+    @property
     def stats(self) -> EmulatorStats:
         return EmulatorStats(**self._counts, checksum_errors=self.protocol.decoder.checksum_errors)
 

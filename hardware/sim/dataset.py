@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from hardware.realtime import kept_scheduling
 from hardware.arms import JOINT_NAMES
 from hardware.sim.record import VIEWS, RecordedEpisode, label_window, record_episode
 from hardware.sim.tasks import CONTROL_HZ, Task, get_task, task_names
@@ -225,7 +226,8 @@ def _add_episode(ds: Any, rec: RecordedEpisode, task: str) -> None:
         ds.add_frame(frame)
     # no process pool for the two videos: forking a process that holds an EGL context and threads is
     # what Python warns about (possible deadlocks), and the AV1 encoder is multi-threaded anyway
-    ds.save_episode(parallel_encoding=False)
+    with kept_scheduling():  # AV1 encoding may switch this thread to real-time (hardware.realtime)
+        ds.save_episode(parallel_encoding=False)
 
 
 def record_demos(

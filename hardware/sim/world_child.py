@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 POLL_S = 0.2
+SERVO_RT_PRIORITY = 60  # above the runtime's threads (harmowam_ctl.app.RT_*): the "servos" answer first
 
 
 class _World:
@@ -57,6 +58,11 @@ class _World:
         self.shots = 0
         self.env.arm.advance_to(time.monotonic())  # the catch-up from t=0 now, not in the first bus reply
         self.port = self.emulator.start()
+        # The emulated servos stand for hardware, which the host's scheduler does not delay: real-time
+        # priority for their thread when the system allows it (hardware.realtime; else normal priority).
+        from hardware.realtime import set_realtime
+
+        self.realtime = set_realtime(SERVO_RT_PRIORITY, self.emulator.io_thread_id or 0) is None
 
     def info(self) -> dict[str, Any]:
         return {"port": self.port, "pid": os.getpid(), "instruction": self.env.task.describe(self.env.variation),
@@ -80,7 +86,8 @@ class _World:
             self._stop_shutter()
             return None
         if op == "stats":
-            return {"emulator": self.emulator.stats, "timing": self.emulator.timing(), "shots": self.shots, "pid": os.getpid()}
+            return {"emulator": self.emulator.stats, "timing": self.emulator.timing(), "shots": self.shots, "pid": os.getpid(),
+                    "realtime": self.realtime}
         raise ValueError(f"unknown request {op!r}")
 
     def _shoot(self, gen: int) -> None:

@@ -59,6 +59,9 @@ class BenchLoopConfig(BaseModel):
     world_cpus: list[int] | None = None
     gc_freeze: bool = False
     spin_ms: float = Field(0.0, ge=0.0, le=2.0)
+    policy_nice: int | None = Field(None, ge=0, le=19, description="the policy workers' niceness (None: as shipped)")
+    policy_overlap: bool = Field(True, description="the runtime's predict and act stages overlap (as shipped)")
+    realtime: bool = Field(True, description="the runtime's tick threads at SCHED_FIFO when allowed (as shipped)")
     probe: bool = Field(False, description=(
         "also run a bare 100 Hz sleep loop in a process of its own during the runtime: the wake-up "
         "lateness any process gets on this machine under this load (no GIL, no bus, no work)"))
@@ -88,7 +91,8 @@ async def _runtime(cfg: BenchLoopConfig, out: str) -> dict[str, Any]:
 
     rc = runconfig.load(None, {
         "sim": True, "policy": "synthetic", "policy_mode": cfg.policy_mode, "duration_s": cfg.duration_s,
-        "keyboard": False, "status": False, "rate_hz": RATE_HZ,
+        "keyboard": False, "status": False, "rate_hz": RATE_HZ, "policy_nice": cfg.policy_nice, "realtime": cfg.realtime,
+        "policy_overlap": cfg.policy_overlap,
         "policy_options": {"predict_ms": cfg.predict_ms, "act_ms": cfg.act_ms},
         "telemetry": {"out_dir": out, "plot": False},
     })

@@ -40,6 +40,8 @@ def _common(p: argparse.ArgumentParser, out_help: str = "folder for summary.json
     p.add_argument("--rerun", action="store_true", default=None, help="also write a rerun recording (run.rrd)")
     p.add_argument("--no-keyboard", dest="keyboard", action="store_false", default=None, help="do not read keys")
     p.add_argument("--no-status", dest="status", action="store_false", default=None, help="no status line")
+    p.add_argument("--no-realtime", dest="realtime", action="store_false", default=None,
+                   help="do not ask for real-time priority (SCHED_FIFO) for the servo tick's threads")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
 
@@ -56,7 +58,7 @@ def _flags(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], list
     flags: dict[str, Any] = {
         k: getattr(args, k, None)
         for k in ("arm", "port", "calibration", "sim", "task", "seed", "duration_s", "rate_hz", "leader_arm",
-                  "leader_port", "leader_calibration", "leader_sim", "keyboard", "status", "policy", "policy_mode")
+                  "leader_port", "leader_calibration", "leader_sim", "keyboard", "status", "realtime", "policy", "policy_mode")
     }
     sets = list(args.set)
     if args.camera:

@@ -159,8 +159,13 @@ def test_when_every_attempt_fails_nothing_is_left(tmp_path, monkeypatch) -> None
 
 
 def test_video_dataset_reads_back(tmp_path) -> None:
+    import os
+
     root = tmp_path / "vid"
+    before = (os.sched_getscheduler(0), os.sched_getparam(0))
     summary = record_demos("push", 1, root, resolution=RES, video=True, progress=False)
+    # AV1 encoding switches its calling thread to SCHED_FIFO 99 where allowed: it must be put back
+    assert (os.sched_getscheduler(0), os.sched_getparam(0)) == before
     ds = _load(root)
     assert ds.features["observation.images.wrist"]["dtype"] == "video" and ds.num_frames == summary["frames"]
     img = ds[summary["frames"] // 2]["observation.images.wrist"].numpy()
