@@ -32,7 +32,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/harmowam bench bus --arm so101 --json
 
-# demonstrations -> HarmoWAM and ACT trained -> closed-loop evaluation (~2 h on 2 cores; docs/BENCHMARKS.md)
+# demonstrations -> HarmoWAM and ACT trained -> closed-loop evaluation (~1.5 h on 2 cores; docs/BENCHMARKS.md)
 study: $(STAMP)
 	bash scripts/study_pick_place.sh
 

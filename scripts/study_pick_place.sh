@@ -14,7 +14,7 @@
 # (a half-written training directory is resumed by harmowam train --resume).
 # Knobs (environment): EPISODES (100), HW_STEPS (default schedule), HW_MORE_STEPS (8000), ACT_STEPS (1200),
 # EVAL_EPISODES (20).
-# Takes ~2 h on the 2-core development VM (the two trainings run side by side, one core each).
+# Takes ~1.5 h on the 2-core development VM (the two trainings run side by side, one core each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/study_pick_place}
