@@ -22,7 +22,6 @@ left them so): the runtime's start-up rule (goal := present before torque on) is
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,10 +82,10 @@ class SimRig:
 
         self._env = get_task(self.task).reset(self.seed, self.spec, offscreen_size=(self.resolution, self.resolution))
         emu = Emulator(arm_by_name(self.arm), motion=self._env.arm, faults=self.faults, seed=self.seed)
-        for s in emu.servos:
-            s.set("Torque_Enable", 1)  # hold the start pose until the runtime takes over
+        from hardware.sim.world_child import hold_start_pose
+
+        hold_start_pose(emu, self._env)  # torque on at the task's start pose (not sagged)
         self.emulator = emu
-        self._env.arm.advance_to(time.monotonic())  # the catch-up from t=0 now, not in the first bus reply
         self.rig = SimCameraRig(
             self._env.arm, self.views, resolution=(self.resolution, self.resolution), fps=self.fps
         )

@@ -48,15 +48,13 @@ class _World:
         self.cfg = cfg
         self.env = get_task(cfg["task"]).reset(cfg["seed"], cfg["spec"], offscreen_size=tuple(cfg["resolution"]))
         self.emulator = Emulator(arm_by_name(cfg["arm"]), motion=self.env.arm, faults=cfg["faults"], seed=cfg["seed"])
-        for s in self.emulator.servos:
-            s.set("Torque_Enable", 1)  # hold the start pose until the runtime takes over
+        hold_start_pose(self.emulator, self.env)
         self.states = states
         self._scratch = mujoco.MjData(self.env.model)  # for ``state`` requests (main thread)
         self._shot = mujoco.MjData(self.env.model)  # for the shutter thread
         self._shutter: threading.Thread | None = None
         self._shutter_stop = threading.Event()
         self.shots = 0
-        self.env.arm.advance_to(time.monotonic())  # the catch-up from t=0 now, not in the first bus reply
         self.port = self.emulator.start()
         # The emulated servos stand for hardware, which the host's scheduler does not delay: real-time
         # priority for their thread when the system allows it (hardware.realtime; else normal priority).
@@ -127,6 +125,21 @@ class _World:
                 self.states.close()
             except OSError:
                 pass
+
+
+def hold_start_pose(emulator: Any, env: Any) -> None:
+    """Torque on, holding the task's start pose (where its demonstrations start), with the arm's clock
+    at now. Enabling torque makes a servo bring its model up to the wall clock first, so the first
+    enable ran up to 0.5 s of physics with the other joints still limp: the arm sagged by 0.17-0.22 rad
+    (shoulder_lift, elbow_flex) before holding, a start the policies never saw. So: enable, put the arm
+    back at the start pose at rest, and make that the goal."""
+    for s in emulator.servos:
+        s.set("Torque_Enable", 1)
+    env.arm.advance_to(time.monotonic())  # the catch-up happens here (if not already), not in the first bus reply
+    ticks = [mp.to_ticks(float(x)) for mp, x in zip(env.arm.mappings, env.last_targets, strict=True)]
+    env.arm.set_positions(ticks)
+    for s, t in zip(emulator.servos, ticks, strict=True):
+        s.set("Goal_Position", int(round(t)))
 
 
 def model_signature(m: Any) -> tuple[Any, ...]:

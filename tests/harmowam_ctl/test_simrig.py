@@ -126,3 +126,29 @@ def test_world_process_dying_mid_run_ends_the_run_never_hangs(tmp_path):
     assert rt.lifecycle.state in (State.FAULT, State.SAFE_STOPPED)
     assert rt.fault is not None or rt.p.telemetry.summary()["faults"]
     assert not os.path.exists(f"/dev/shm/{world.shm_name}")
+
+
+@pytest.mark.parametrize("mode", ["process", "inprocess"])
+async def test_the_world_holds_the_tasks_start_pose_like_its_demonstrations(mode: str) -> None:
+    """The servos hold the pose a task's demonstrations start from (not an arm that sagged while
+    torque came on joint by joint): a policy's first observation is one it was trained on."""
+    from calibration import ArmCalibration
+    from hardware.arms import arm as arm_by_name
+    from hardware.bus import open_bus
+    from hardware.sim.tasks import get_task
+    from harmowam_ctl.armio import ArmIO
+
+    start = get_task("pick_place").reset(0, "in_domain", cameras=False).joint_positions()
+    profile = arm_by_name("so101")
+    rig = SimRig(task="pick_place", seed=0, mode=mode, views=("front",))
+    try:
+        bus = open_bus(profile, rig.start())
+        await bus.open()
+        try:
+            await asyncio.sleep(0.5)
+            state = await ArmIO(bus, profile, ArmCalibration.simulated(profile)).read()
+        finally:
+            await bus.close()
+    finally:
+        rig.stop()
+    assert np.max(np.abs(state.positions - start)) < 0.03, (state.positions, start)  # holding sag only
