@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     bl.add_argument("--policy-mode", choices=["thread", "process"], help="where the runtime's policy runs (default process)")
     bl.add_argument("--no-baseline", dest="baseline", action="store_false", default=None, help="skip the synchronous loop")
     bl.add_argument("--sim-mode", choices=["process", "inprocess"], help="where the simulated world runs (default process)")
+    bl.add_argument("--policy", help="synthetic (default: ~23 ms of torch work per chunk) or a trained checkpoint directory")
     bl.add_argument("--json", action="store_true", help="print JSON")
 
     bp = bsub.add_parser("policy", help="time one HarmoWAM policy step (one torch thread) and LeRobot ACT's")
@@ -115,7 +116,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.bench == "loop":
         from harmowam_ctl.bench import loop
 
-        cfg = build(loop.BenchLoopConfig, {"duration_s": args.duration_s, "policy_mode": args.policy_mode, "baseline": args.baseline, "sim_mode": args.sim_mode})
+        cfg = build(loop.BenchLoopConfig, {"duration_s": args.duration_s, "policy_mode": args.policy_mode, "baseline": args.baseline,
+                                           "sim_mode": args.sim_mode, "policy": args.policy})
+        try:
+            loop.policy_spec(cfg)
+        except ValueError as e:
+            print(f"harmowam bench loop: --policy: {e}", file=sys.stderr)
+            return EXIT_USAGE
         result = loop.run(cfg)
         print(json.dumps(result, indent=2) if args.json else loop.format_text(result))
         return EXIT_OK

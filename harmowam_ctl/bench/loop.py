@@ -48,6 +48,7 @@ class BenchLoopConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     duration_s: float = Field(15.0, ge=2.0, le=600.0, description="seconds of each loop")
+    policy: str = Field("synthetic", description="synthetic (predict_ms/act_ms of torch work) or a checkpoint directory")
     predict_ms: float = Field(15.0, gt=0, le=200)
     act_ms: float = Field(8.0, gt=0, le=200)
     policy_mode: str = Field("process", pattern="^(thread|process)$")
@@ -89,11 +90,12 @@ async def _runtime(cfg: BenchLoopConfig, out: str) -> dict[str, Any]:
     from harmowam_ctl import runconfig
     from harmowam_ctl.setup import session
 
+    spec = policy_spec(cfg)
     rc = runconfig.load(None, {
-        "sim": True, "policy": "synthetic", "policy_mode": cfg.policy_mode, "duration_s": cfg.duration_s,
+        "sim": True, "policy": spec.name, "policy_mode": cfg.policy_mode, "duration_s": cfg.duration_s,
         "keyboard": False, "status": False, "rate_hz": RATE_HZ, "policy_nice": cfg.policy_nice, "realtime": cfg.realtime,
         "policy_overlap": cfg.policy_overlap,
-        "policy_options": {"predict_ms": cfg.predict_ms, "act_ms": cfg.act_ms},
+        "policy_options": spec.options,
         "telemetry": {"out_dir": out, "plot": False},
     })
     async with session(rc, sim_options=cfg.sim_options()) as rt:
@@ -117,6 +119,15 @@ async def _runtime(cfg: BenchLoopConfig, out: str) -> dict[str, Any]:
         "runtime_telemetry": {k: s.get(k) for k in ("tick_jitter_ms", "tick_compute_ms", "deadline_misses", "faults")},
         "world_timing": world,
     }
+
+
+def policy_spec(cfg: BenchLoopConfig) -> Any:
+    """``synthetic`` with the configured compute times, or the checkpoint ``cfg.policy`` names."""
+    from policies.registry import PolicySpec, resolve_policy
+
+    if cfg.policy == "synthetic":
+        return PolicySpec(name="synthetic", options={"predict_ms": cfg.predict_ms, "act_ms": cfg.act_ms})
+    return resolve_policy(cfg.policy)
 
 
 def _world_timing(rig: Any) -> dict[str, Any] | None:
@@ -145,7 +156,7 @@ async def _sync_baseline(cfg: BenchLoopConfig) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    policy = build(PolicySpec(name="synthetic", options={"predict_ms": cfg.predict_ms, "act_ms": cfg.act_ms}))
+    policy = build(policy_spec(cfg))
     profile = arm_by_name("so101")
     rig = SimRig(**cfg.sim_options())
     port = rig.start()

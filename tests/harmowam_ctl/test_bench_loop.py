@@ -51,3 +51,21 @@ def test_probe_reports_wakeup_lateness_after_the_first_second():
     r = parent.recv()
     assert 25 <= r["wakeups"] <= 31  # 130 wake-ups, the first 100 left out
     assert 0 <= r["late_ms_p50"] <= r["late_ms_p99"] <= r["late_ms_max"] < 1000
+
+
+def test_policy_lever_takes_synthetic_or_a_checkpoint(tmp_path):
+    import pytest
+
+    from harmowam_ctl.bench import loop
+
+    spec = loop.policy_spec(build(loop.BenchLoopConfig, {"predict_ms": 5, "act_ms": 2}))
+    assert spec.name == "synthetic" and spec.options == {"predict_ms": 5.0, "act_ms": 2.0}
+    with pytest.raises(ValueError, match="neither a policy name nor a directory"):
+        loop.policy_spec(build(loop.BenchLoopConfig, {"policy": str(tmp_path / "nope")}))
+
+
+def test_cli_refuses_a_policy_that_is_not_there(capsys, tmp_path):
+    from harmowam_ctl import cli
+
+    assert cli.main(["bench", "loop", "--policy", str(tmp_path / "nope"), "--json"]) == 2
+    assert "--policy" in capsys.readouterr().err
