@@ -38,7 +38,7 @@ import numpy as np
 import structlog
 
 from hardware.realtime import kept_scheduling
-from hardware.sim.dataset import STATE_NAMES, UNITS, check_output, is_dataset
+from hardware.sim.dataset import STATE_NAMES, UNITS, check_output, feature_mismatches, is_dataset
 from harmowam_ctl.config import ConfigError
 from harmowam_ctl.telemetry import SOURCES
 
@@ -100,14 +100,13 @@ def check_resumable(out: Path, fps: int, features: Mapping[str, dict], cameras: 
     problems = []
     if info.get("fps") != fps:
         problems.append(f"--fps {fps}: the dataset was recorded at {info.get('fps')} fps")
-    for key, ft in features.items():
-        h = have.get(key)
-        if h is None:
+    for key, kind, h, ft in feature_mismatches(have, dict(features)):
+        if kind == "missing":
             problems.append(f"{key}: not in the dataset (other cameras, or not a harmowam recording?)")
-        elif list(h.get("shape", ())) != list(ft["shape"]) or h.get("dtype") != ft["dtype"]:
+        elif kind in ("shape", "dtype"):
             problems.append(f"{key}: the dataset has {h.get('dtype')} {list(h.get('shape', ()))}, "
                             f"this run gives {ft['dtype']} {list(ft['shape'])}")
-        elif key in ("observation.state", "action") and h.get("units") != UNITS:
+        else:
             problems.append(f"{key}: the dataset's units are {h.get('units', 'unknown')!r}, not {UNITS!r}")
     extra = sorted(k for k in have if cameras and k.startswith("observation.images.") and k not in features)
     problems += [f"{k}: in the dataset but this run has no such camera" for k in extra]

@@ -141,15 +141,22 @@ def policy_cameras(policy: Policy) -> tuple[str, ...]:
     return tuple(getattr(policy, "cameras", None) or ("front", "wrist"))
 
 
+def checked_task(cfg: EvalConfig) -> Any:
+    """The task ``cfg`` names, with every spec checked: a bad task (KeyError) or spec (ValueError) fails
+    here, before any episode runs."""
+    from hardware.sim.tasks import get_task
+
+    task = get_task(cfg.task)
+    for s in cfg.specs:
+        task.spec(s)
+    return task
+
+
 def evaluate(policy: Policy | Callable[[Any], Policy], cfg: EvalConfig, *, label: str = "",
              on_episode: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run ``cfg.episodes`` episodes per spec (module doc); ``on_episode`` sees each record as it ends.
     ``policy``: a policy, or a factory of one per episode from its ``TaskEnv`` (``ScriptedPolicy``)."""
-    from hardware.sim.tasks import get_task
-
-    task = get_task(cfg.task)
-    for s in cfg.specs:  # a bad spec fails here, before any episode runs
-        task.spec(s)
+    task = checked_task(cfg)
     cams = policy_cameras(policy)
     out: dict[str, Any] = {"policy": label or getattr(policy, "name", "?"), "task": cfg.task,
                            "config": cfg.model_dump(), "results": {}}

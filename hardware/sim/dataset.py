@@ -142,6 +142,25 @@ def check_output(out: Path, *, resume: bool = False, overwrite: bool = False) ->
     return "create"
 
 
+def feature_mismatches(have: dict, want: dict) -> list[tuple[str, str, dict, dict]]:
+    """Where a dataset's ``info.json`` features (``have``) differ from the features a recording would
+    write (``want``): ``(key, kind, have[key], want[key])``, at most one per key, ``kind`` the first of
+    ``missing``, ``shape``, ``dtype``, ``units`` (joints in other units than radians) that applies.
+    The resume checks of ``harmowam sim demos`` and ``harmowam record`` phrase them for their flags."""
+    out = []
+    for key, ft in want.items():
+        h = have.get(key)
+        if h is None:
+            out.append((key, "missing", {}, ft))
+        elif list(h.get("shape", ())) != list(ft["shape"]):
+            out.append((key, "shape", h, ft))
+        elif h.get("dtype") != ft["dtype"]:
+            out.append((key, "dtype", h, ft))
+        elif key in ("observation.state", "action") and h.get("units") != UNITS:
+            out.append((key, "units", h, ft))
+    return out
+
+
 def _check_resumable(out: Path, fps: int, resolution: int, video: bool) -> None:
     info = _read_json(out / "meta" / "info.json")
     feats = info.get("features", {})
@@ -149,18 +168,16 @@ def _check_resumable(out: Path, fps: int, resolution: int, video: bool) -> None:
     problems = []
     if info.get("fps") != fps:
         problems.append(f"--fps {fps}: the dataset was recorded at {info.get('fps')} fps")
-    for key, ft in want.items():
-        have = feats.get(key)
-        if have is None:
+    for key, kind, have, ft in feature_mismatches(feats, want):
+        if kind == "missing":
             problems.append(f"{key}: not in the dataset (not a harmowam demonstration dataset?)")
-            continue
-        if list(have.get("shape", ())) != list(ft["shape"]):
+        elif kind == "shape":
             flag = f"--resolution {resolution}" if key in IMAGE_KEYS.values() else key
             problems.append(f"{flag}: the dataset's {key} has shape {list(have.get('shape', ()))}, not {list(ft['shape'])}")
-        elif have.get("dtype") != ft["dtype"]:
+        elif kind == "dtype":
             flag = ("--video" if video else "--images") if key in IMAGE_KEYS.values() else key
             problems.append(f"{flag}: the dataset's {key} is stored as {have.get('dtype')}, not {ft['dtype']}")
-        elif key in ("observation.state", "action") and have.get("units") != UNITS:
+        else:
             problems.append(f"{key}: the dataset's units are {have.get('units', 'unknown')!r}, not {UNITS!r}")
     if problems:
         raise DemoInputError(f"--resume {out}: the dataset does not match this recording:\n" + "\n".join(problems))

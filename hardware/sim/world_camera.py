@@ -106,10 +106,9 @@ def _cli(argv: list[str]) -> int:
         cfg = states.recv()
     except (EOFError, OSError):
         return 1
-    if cfg.get("nice"):
-        os.nice(int(cfg["nice"]))
-    if cfg.get("cpus"):
-        os.sched_setaffinity(0, set(cfg["cpus"]))
+    from hardware.sim.world_child import apply_cpu_settings
+
+    apply_cpu_settings(cfg)
     return main(cfg, states, notes)
 
 

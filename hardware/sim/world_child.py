@@ -60,7 +60,8 @@ class _World:
         # priority for their thread when the system allows it (hardware.realtime; else normal priority).
         from hardware.realtime import set_realtime
 
-        self.realtime = set_realtime(SERVO_RT_PRIORITY, self.emulator.io_thread_id or 0) is None
+        tid = self.emulator.io_thread_id  # the serving thread (never this one: tid 0 would mean it)
+        self.realtime = tid is not None and set_realtime(SERVO_RT_PRIORITY, tid) is None
 
     def info(self) -> dict[str, Any]:
         return {"port": self.port, "pid": os.getpid(), "instruction": self.env.task.describe(self.env.variation),
@@ -182,6 +183,15 @@ def main(cfg: dict[str, Any], ctrl: Any, states: Any) -> int:
     return 0
 
 
+def apply_cpu_settings(cfg: dict[str, Any]) -> None:
+    """A world process's ``nice`` (added to its niceness) and ``cpus`` (its CPU affinity) from its config
+    (the arm process here, the camera process in ``world_camera``)."""
+    if cfg.get("nice"):
+        os.nice(int(cfg["nice"]))
+    if cfg.get("cpus"):
+        os.sched_setaffinity(0, set(cfg["cpus"]))
+
+
 def _cli(argv: list[str]) -> int:
     from multiprocessing.connection import Connection
 
@@ -196,10 +206,7 @@ def _cli(argv: list[str]) -> int:
         cfg = ctrl.recv()
     except (EOFError, OSError):
         return 1
-    if cfg.get("nice"):
-        os.nice(int(cfg["nice"]))
-    if cfg.get("cpus"):
-        os.sched_setaffinity(0, set(cfg["cpus"]))
+    apply_cpu_settings(cfg)
     return main(cfg, ctrl, states)
 
 

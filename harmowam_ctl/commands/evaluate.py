@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from harmowam_ctl.config import explain
-    from policies.evaluate import EvalConfig, evaluate
+    from policies.evaluate import EvalConfig, checked_task, evaluate
     from policies.registry import PolicySpec, build, resolve_policy
 
     try:
@@ -95,11 +95,7 @@ def run(args: argparse.Namespace) -> int:
             cfg = cfg.model_copy(update={"replan_every": 1})
         else:
             policy = build(PolicySpec(name=spec.name, options=opts, seed=args.seed))
-        from hardware.sim.tasks import get_task
-
-        task = get_task(cfg.task)
-        for v in cfg.specs:
-            task.spec(v)
+        checked_task(cfg)
     except ValidationError as e:
         print(f"{PROG}: {explain(e)}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,19 +21,8 @@ from harmowam_ctl.setup import session
 from harmowam_ctl.simrig import SimRig
 from harmowam_ctl.types import Source
 
-
-def _gone(pid: int, within_s: float) -> bool:
-    """The process has exited (a zombie not yet reaped counts as gone)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.05)
-    return False
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests are not packages (--import-mode=importlib)
+from proc_helpers import gone  # noqa: E402
 
 
 def test_process_mode_keeps_the_public_api_and_cleans_up():
@@ -54,7 +44,7 @@ def test_process_mode_keeps_the_public_api_and_cleans_up():
     finally:
         rig.stop()
     pids, name = (rig.world.pid, rig.world.camera_pid), rig.world.shm_name
-    assert all(_gone(p, 1.0) for p in pids) and not os.path.exists(f"/dev/shm/{name}")
+    assert all(gone(p, 1.0) for p in pids) and not os.path.exists(f"/dev/shm/{name}")
     assert rig.success() is None  # unknown once the world is gone, not an exception
     rig.stop()  # twice is fine
 
@@ -99,7 +89,7 @@ def test_scripted_run_on_the_world_process(tmp_path):
     assert seen.count(Source.POLICY) > 100  # the scripted expert drove (through the mirror) for > 1 s
     present = np.asarray(cols.present)
     assert np.abs(present - present[0]).max() > 0.05  # and the world's arm moved
-    assert _gone(world.pid, 1.0) and _gone(world.camera_pid, 1.0)
+    assert gone(world.pid, 1.0) and gone(world.camera_pid, 1.0)
     assert not os.path.exists(f"/dev/shm/{world.shm_name}")
 
 

@@ -228,3 +228,15 @@ def test_an_interrupted_recording_leaves_a_valid_dataset(tmp_path) -> None:
     assert ds.num_episodes == 1 and len(ds) == ds.meta.episodes[0]["length"]
     prov = json.loads((root / PROVENANCE).read_text())
     assert prov["runs"][-1]["interrupted"] and [e["seed"] for e in prov["episodes"]] == [0]
+
+
+def test_feature_mismatches_names_one_kind_per_key() -> None:
+    from hardware.sim.dataset import feature_mismatches
+
+    want = {"a": {"shape": [2], "dtype": "float32"}, "b": {"shape": [3], "dtype": "image"},
+            "action": {"shape": [6], "dtype": "float32", "units": "rad"}, "c": {"shape": [1], "dtype": "int64"},
+            "d": {"shape": [1], "dtype": "int64"}}
+    have = {"a": {"shape": [4], "dtype": "int8"}, "b": {"shape": [3], "dtype": "video"},
+            "action": {"shape": [6], "dtype": "float32", "units": "deg"}, "d": {"shape": [1], "dtype": "int64"}}
+    got = [(k, kind) for k, kind, _, _ in feature_mismatches(have, want)]
+    assert got == [("a", "shape"), ("b", "dtype"), ("action", "units"), ("c", "missing")]

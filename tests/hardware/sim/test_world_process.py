@@ -22,21 +22,10 @@ from hardware.errors import HardwareError
 from hardware.sim.shm_frames import FrameRing
 from hardware.sim.world_process import SimWorld, WorldProcessError
 
+sys.path.insert(0, str(Path(__file__).parents[2]))  # tests are not packages (--import-mode=importlib)
+from proc_helpers import gone  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _gone(pid: int, within_s: float) -> bool:
-    """The process has exited (a zombie not yet reaped counts as gone; reaping is its parent's job)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except (FileNotFoundError, ProcessLookupError):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _shm_exists(name: str) -> bool:
@@ -209,7 +198,7 @@ def test_stop_ends_the_process_and_removes_the_shared_memory():
     w.cameras["front"].start()
     assert w.cameras["front"].wait(-1, 5.0) is not None
     assert w.stop() == 0
-    assert all(_gone(p, 1.0) for p in pids) and not _shm_exists(name)
+    assert all(gone(p, 1.0) for p in pids) and not _shm_exists(name)
     assert w.stop() == 0  # twice is fine
     with pytest.raises(WorldProcessError, match="not running"):
         w.success()
@@ -221,7 +210,7 @@ def test_a_world_that_cannot_be_built_says_why_and_leaves_nothing():
         w.start()
     assert "could not build the world" in str(e.value)
     assert not w.alive and not _shm_exists(w.shm_name)
-    assert _gone(w.camera_pid, 1.0)
+    assert gone(w.camera_pid, 1.0)
 
 
 def test_a_crashed_camera_process_fails_the_cameras_not_the_bus():
@@ -256,7 +245,7 @@ def test_a_crashed_world_gives_clear_errors_never_a_hang():
             try:
                 await bus.sync_read("Present_Position", profile.ids)
                 os.kill(w.pid, signal.SIGKILL)
-                assert _gone(w.pid, 3.0)
+                assert gone(w.pid, 3.0)
                 t0 = time.monotonic()
                 with pytest.raises(HardwareError):
                     await bus.sync_read("Present_Position", profile.ids)
@@ -293,11 +282,11 @@ def test_the_world_ends_with_its_parent():
     try:
         pid_text, cam_text, name = parent.stdout.readline().split()
         pids = int(pid_text), int(cam_text)
-        assert not _gone(pids[0], 0.1) and not _gone(pids[1], 0.1)
+        assert not gone(pids[0], 0.1) and not gone(pids[1], 0.1)
         parent.stdin.write("\n")
         parent.stdin.flush()
         assert parent.wait(10) == -9
-        assert all(_gone(p, 3.0) for p in pids), "a world process outlived its parent"
+        assert all(gone(p, 3.0) for p in pids), "a world process outlived its parent"
         deadline = time.monotonic() + 5.0  # the parent's resource tracker removes the segment
         while _shm_exists(name) and time.monotonic() < deadline:
             time.sleep(0.05)
