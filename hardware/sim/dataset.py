@@ -11,8 +11,8 @@ tried (default ``default_max_attempts``); the summary says which.
 Features (all per frame, at ``fps``, which is also the simulation's control rate):
 
 * ``observation.images.front``, ``observation.images.wrist``: ``H x W x 3`` uint8 RGB, rendered from
-  the state the action is computed from (``image`` dtype, PNG inside the parquet files, or ``video``,
-  AV1 MP4 encoded by LeRobot, with ``video=True``);
+  the state the action is computed from (``video`` dtype by default: AV1 MP4 encoded by LeRobot, as
+  ``lerobot-record`` stores cameras; ``image`` dtype, PNG inside the parquet files, with ``video=False``);
 * ``observation.state``: the 6 measured joint positions before the action, float32;
 * ``action``: the 6 joint targets the expert sent (what ``TaskEnv.step`` takes), float32;
 * ``phase``: int64, shape (1,): 1 = interaction, 0 = transit (HarmoWAM's gate labels: +-``window``
@@ -20,15 +20,15 @@ Features (all per frame, at ``fps``, which is also the simulation's control rate
 * LeRobot's ``task``: the episode's English instruction (``Task.describe``: the noun follows the
   object's shape, e.g. "Pick up the ball and place it on the plate.").
 
-Units: **radians**, the project's convention (``hardware.sim``, ``TaskEnv.step``, ``hardware.arms``):
-the MJCF joint angle, 0 = middle of the joint's range, the gripper included. This is *not* what LeRobot's
-``SO101Follower`` records (``use_degrees=True``: degrees from the calibrated mid-range for the five arm
-joints, 0..100 % of the calibrated range for the gripper): converting needs a real arm's calibration,
-and keeping radians means a policy trained on these datasets drives ``TaskEnv.step`` with no
-conversion and ``action`` equals the expert's targets exactly (up to float32). The feature names are
-LeRobot's (``shoulder_pan.pos`` ... ``gripper.pos``, as real SO-101 datasets name them) and the
-``observation.state``/``action`` entries of ``meta/info.json`` carry ``"units": "rad"``, so the unit
-is in the dataset and not only here.
+Units and names: **what ``lerobot-record`` writes for an SO-101** (LeRobot 0.6.1, ``SO101Follower`` with
+``use_degrees=True``): ``robot_type`` ``so_follower``, features ``shoulder_pan.pos`` ... ``gripper.pos``, the
+five arm joints in LeRobot's degrees (``(ticks - mid) * 360/4095``) and the gripper as 0..100 % of its
+calibrated range. The simulated arm's calibration (``ArmCalibration.simulated``: tick 2048 = MJCF angle 0)
+converts (``calibration.units``), so ``lerobot-replay`` with that calibration file drives an emulated
+SO-101 through the same motion, and ``lerobot-edit-dataset`` merges these datasets with real recordings.
+The expert computes in radians; ``action`` is its target converted (float32). No ``units`` key: a feature
+that carries ``"units": "rad"`` is a dataset written by an older harmowam (still read for training, never
+resumed). ``meta/harmowam_demos.json`` names the convention and the calibration used.
 
 Besides LeRobot's files, ``meta/harmowam_demos.json`` records provenance: the units, and for every
 saved episode its task, variation spec and seed (and every failed seed), so each episode can be
@@ -60,13 +60,16 @@ from hardware.sim.record import VIEWS, RecordedEpisode, label_window, record_epi
 from hardware.sim.tasks import CONTROL_HZ, Task, get_task, task_names
 from hardware.sim.variations import VariationError, VariationSpec
 
-ROBOT_TYPE = "so101_follower"
-UNITS = "rad"
+ROBOT_TYPE = "so_follower"  # LeRobot 0.6.1's SO100Follower/SO101Follower ``name``
+LEGACY_UNITS = "rad"  # the ``units`` key of datasets written before LeRobot units
 STATE_NAMES = tuple(f"{j}.pos" for j in JOINT_NAMES)  # LeRobot's SO-101 feature names
 PHASE_KEY = "phase"
 IMAGE_KEYS = {v: f"observation.images.{v}" for v in VIEWS}
 PROVENANCE = "meta/harmowam_demos.json"
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 480
+# LeRobot's AV1 encoder (SVT-AV1 through PyAV) kills the process with SIGFPE on tiny frames: measured here
+# 16 and 24 px crash, 25-30 px work. Videos need at least this; smaller images go as PNG (--images).
+MIN_VIDEO_RESOLUTION = 32
 MIN_FPS, MAX_FPS = 5, 120
 
 
@@ -90,7 +93,7 @@ def default_max_attempts(episodes: int) -> int:
 def demo_features(resolution: int, video: bool = False) -> dict[str, dict]:
     """The LeRobot feature spec of a demonstration dataset (module doc)."""
     img = {"dtype": "video" if video else "image", "shape": (resolution, resolution, 3), "names": ["height", "width", "channels"]}
-    joints = {"dtype": "float32", "shape": (6,), "names": list(STATE_NAMES), "units": UNITS}
+    joints = {"dtype": "float32", "shape": (6,), "names": list(STATE_NAMES)}
     return {
         **{key: dict(img) for key in IMAGE_KEYS.values()},
         "observation.state": dict(joints),
@@ -145,7 +148,8 @@ def check_output(out: Path, *, resume: bool = False, overwrite: bool = False) ->
 def feature_mismatches(have: dict, want: dict) -> list[tuple[str, str, dict, dict]]:
     """Where a dataset's ``info.json`` features (``have``) differ from the features a recording would
     write (``want``): ``(key, kind, have[key], want[key])``, at most one per key, ``kind`` the first of
-    ``missing``, ``shape``, ``dtype``, ``units`` (joints in other units than radians) that applies.
+    ``missing``, ``shape``, ``dtype``, ``units`` (joints in other units: an older harmowam dataset in
+    radians) that applies.
     The resume checks of ``harmowam sim demos`` and ``harmowam record`` phrase them for their flags."""
     out = []
     for key, ft in want.items():
@@ -156,9 +160,24 @@ def feature_mismatches(have: dict, want: dict) -> list[tuple[str, str, dict, dic
             out.append((key, "shape", h, ft))
         elif h.get("dtype") != ft["dtype"]:
             out.append((key, "dtype", h, ft))
-        elif key in ("observation.state", "action") and h.get("units") != UNITS:
+        elif key in ("observation.state", "action") and h.get("units") != ft.get("units"):
             out.append((key, "units", h, ft))
     return out
+
+
+def units_problem(key: str, have: dict) -> str:
+    """The resume checks' line for a dataset whose joints are in other units than LeRobot's."""
+    return (f"{key}: the dataset holds joints in {have.get('units')!r} (written by an older harmowam), "
+            "this recording writes LeRobot's units (degrees, gripper 0..100)")
+
+
+def sim_units() -> Any:
+    """The converter radians -> LeRobot SO-101 units with the simulated arm's calibration (module doc)."""
+    from calibration.model import ArmCalibration  # the sim's calibration lives there (ticks <-> radians)
+    from calibration.units import UnitsConverter, lerobot_units
+    from hardware.arms import SO101
+
+    return UnitsConverter(lerobot_units(ROBOT_TYPE, STATE_NAMES), ArmCalibration.simulated(SO101), SO101.family)
 
 
 def _check_resumable(out: Path, fps: int, resolution: int, video: bool) -> None:
@@ -178,7 +197,7 @@ def _check_resumable(out: Path, fps: int, resolution: int, video: bool) -> None:
             flag = ("--video" if video else "--images") if key in IMAGE_KEYS.values() else key
             problems.append(f"{flag}: the dataset's {key} is stored as {have.get('dtype')}, not {ft['dtype']}")
         else:
-            problems.append(f"{key}: the dataset's units are {have.get('units', 'unknown')!r}, not {UNITS!r}")
+            problems.append(units_problem(key, have))
     if problems:
         raise DemoInputError(f"--resume {out}: the dataset does not match this recording:\n" + "\n".join(problems))
 
@@ -229,10 +248,10 @@ def _write_provenance(path: Path, prov: dict) -> None:
     tmp.replace(path)
 
 
-def _add_episode(ds: Any, rec: RecordedEpisode, task: str) -> None:
+def _add_episode(ds: Any, rec: RecordedEpisode, task: str, units: Any) -> None:
     ep = rec.episode
-    state = ep.joints.astype(np.float32)
-    action = ep.targets.astype(np.float32)
+    state = units.to_units(ep.joints).astype(np.float32)
+    action = units.to_units(ep.targets).astype(np.float32)
     phase = np.asarray(ep.labels, dtype=np.int64)
     for i in range(rec.steps):
         frame = {IMAGE_KEYS[v]: rec.images[v][i] for v in VIEWS}
@@ -255,7 +274,7 @@ def record_demos(
     fps: int = int(CONTROL_HZ),
     seed: int = 0,
     resolution: int = 96,
-    video: bool = False,
+    video: bool = True,
     progress: bool = True,
     *,
     resume: bool = False,
@@ -293,6 +312,9 @@ def record_demos(
         raise DemoInputError(f"--fps must be between {MIN_FPS} and {MAX_FPS}, got {fps!r}")
     if not MIN_RESOLUTION <= int(resolution) <= MAX_RESOLUTION:
         raise DemoInputError(f"--resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION}, got {resolution!r}")
+    if video and int(resolution) < MIN_VIDEO_RESOLUTION:
+        raise DemoInputError(f"--resolution {resolution}: videos need at least {MIN_VIDEO_RESOLUTION} px (the AV1 encoder "
+                             "crashes on smaller frames); use a larger --resolution or --images")
     fps, resolution, seed = int(fps), int(resolution), int(seed)
     max_attempts = default_max_attempts(episodes) if max_attempts is None else int(max_attempts)
     if max_attempts < episodes:
@@ -316,6 +338,7 @@ def record_demos(
     import datasets.utils.logging as hf_logging
     from lerobot.datasets.lerobot_dataset import LeRobotDataset  # ~3 s of imports (torch): only now
 
+    units = sim_units()
     # --- open the dataset
     prov_path = out / PROVENANCE
     if action == "resume":
@@ -341,9 +364,11 @@ def record_demos(
     prov.setdefault(
         "units",
         {
-            "observation.state": UNITS,
-            "action": UNITS,
-            "convention": "MJCF joint angle, 0 = middle of the joint's range (gripper included); not LeRobot's degrees/0-100",
+            "observation.state": "lerobot",
+            "action": "lerobot",
+            "convention": "LeRobot 0.6.1 so_follower (use_degrees): arm joints (ticks - mid) * 360/4095, gripper "
+            "0..100 % of the calibrated range",
+            "calibration": units.calibration.as_dict(),
         },
     )
     prov.setdefault("phase", {"0": "transit", "1": "interaction"})
@@ -389,7 +414,7 @@ def record_demos(
                 bar.update(saved, attempts, frames, f", seed {s} failed")
                 continue
             t0 = time.perf_counter()
-            _add_episode(ds, rec, ep.instruction)
+            _add_episode(ds, rec, ep.instruction, units)
             write_s += time.perf_counter() - t0
             prov["episodes"].append(
                 {
@@ -462,7 +487,7 @@ def record_demos(
         "fps": fps,
         "resolution": resolution,
         "video": video,
-        "units": UNITS,
+        "units": "lerobot (degrees, gripper 0..100)",
         "seconds": seconds,
         "timing": {
             "sim_s": sim_s,

@@ -3,7 +3,9 @@
 ``harmowam sim demos --task pick_place --episodes 50 --out data/pick_place`` runs the task's scripted
 expert on seeds 0, 1, 2... in the simulated SO-101 scene, renders the front and wrist cameras at every
 step and writes the successful episodes as a LeRobot dataset (LeRobot's own writer; see
-``hardware.sim.dataset`` for the features and units: joints in radians, a per-frame ``phase`` label).
+``hardware.sim.dataset`` for the features and units: what lerobot-record writes for an SO-101, joints in
+LeRobot's degrees and the gripper 0..100, cameras as videos (``--images``: PNG frames), plus a per-frame
+``phase`` label).
 Failed episodes are not saved; seeds are tried until ``--episodes`` are saved or ``--max-attempts``
 seeds have been tried. A progress bar on stderr shows episodes saved and the success rate so far; the
 summary goes to stdout (``--json`` for JSON).
@@ -42,7 +44,7 @@ class DemosConfig(BaseModel):
     fps: Annotated[int, Field(ge=5, le=120)] = 30
     seed: Annotated[int, Field(ge=0)] = 0
     resolution: Annotated[int, Field(ge=16, le=480)] = 96
-    video: bool = False
+    video: bool = True
     resume: bool = False
     overwrite: bool = False
     repo_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")] | None = None
@@ -90,7 +92,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "demos",
         help="record successful scripted episodes into a LeRobot dataset",
         description="Record successful scripted episodes of a simulated task into a LeRobot dataset "
-        "(front and wrist images, joint state and targets in radians, per-frame phase label).",
+        "(front and wrist cameras, joint state and targets in LeRobot's units: degrees, gripper 0..100; per-frame phase label).",
     )
     d.add_argument("--task", required=True, help="task name (pick_place, stack, push, insert)")
     d.add_argument("--episodes", required=True, type=int, help="successful episodes to save")
@@ -103,8 +105,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, help="first seed; the next are tried in order (default 0)")
     d.add_argument("--resolution", type=int, help="square image size in pixels (default 96)")
     media = d.add_mutually_exclusive_group()
-    media.add_argument("--video", dest="video", action="store_true", default=None, help="store images as AV1 videos")
-    media.add_argument("--images", dest="video", action="store_false", help="store images as PNG frames (default)")
+    media.add_argument("--video", dest="video", action="store_true", default=None, help="store cameras as AV1 videos (default, as lerobot-record)")
+    media.add_argument("--images", dest="video", action="store_false", help="store cameras as PNG frames inside the parquet files")
     existing = d.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", default=None, help="add episodes to the dataset in --out")
     existing.add_argument("--overwrite", action="store_true", default=None, help="delete the dataset in --out first")

@@ -33,6 +33,7 @@ def demos(*args: str) -> int:
         (["--task", "fly", "--episodes", "2"], ["--task", "'fly'", "pick_place, stack, push, insert"]),
         (["--task", "push", "--episodes", "0"], ["--episodes", "greater than or equal to 1"]),
         (["--task", "push", "--episodes", "1", "--resolution", "8"], ["--resolution", "16"]),
+        (["--task", "push", "--episodes", "1", "--resolution", "24"], ["--resolution 24", "32", "--images"]),
         (["--task", "push", "--episodes", "1", "--fps", "1000"], ["--fps", "120"]),
         (["--task", "push", "--episodes", "1", "--seed", "-3"], ["--seed"]),
         (["--task", "push", "--episodes", "3", "--max-attempts", "2"], ["--max-attempts", "at least --episodes"]),
@@ -72,11 +73,11 @@ def test_argparse_level_errors_exit_2(tmp_path, capsys) -> None:
 
 def test_record_then_refuse_then_resume_then_overwrite(tmp_path, capsys) -> None:
     out = tmp_path / "push_demos"
-    base = ["--task", "push", "--out", str(out), "--resolution", "16"]
+    base = ["--task", "push", "--out", str(out), "--resolution", "16", "--images"]
     assert demos(*base, "--episodes", "1") == 0
     cap = capsys.readouterr()
     assert "success 1/1 (100%)" in cap.err  # the progress bar
-    assert "recorded 1 of 1 episodes of push (in_domain)" in cap.out and "joints in rad" in cap.out
+    assert "recorded 1 of 1 episodes of push (in_domain)" in cap.out and "joints in lerobot (degrees, gripper 0..100)" in cap.out
 
     # the directory now holds a dataset: refused, naming it and both flags
     assert demos(*base, "--episodes", "1") == 2
@@ -93,7 +94,7 @@ def test_record_then_refuse_then_resume_then_overwrite(tmp_path, capsys) -> None
     assert info["total_episodes"] == 2 and info["total_frames"] == s["total_frames"]
 
     # --resume with other settings is refused
-    assert demos("--task", "push", "--out", str(out), "--resolution", "32", "--episodes", "1", "--resume") == 2
+    assert demos("--task", "push", "--out", str(out), "--resolution", "32", "--images", "--episodes", "1", "--resume") == 2
     assert "--resolution 32" in capsys.readouterr().err
 
     # --overwrite replaces it
@@ -109,7 +110,7 @@ def test_too_many_failures_exit_1(tmp_path, capsys, monkeypatch) -> None:
 
     monkeypatch.setattr(PushTask, "success", lambda self, env: False)
     out = tmp_path / "never"
-    assert demos("--task", "push", "--episodes", "1", "--max-attempts", "1", "--resolution", "16", "--out", str(out)) == 1
+    assert demos("--task", "push", "--episodes", "1", "--max-attempts", "1", "--resolution", "16", "--images", "--out", str(out)) == 1
     cap = capsys.readouterr()
     assert "only 0 of 1 episodes succeeded in 1 attempts (--max-attempts 1)" in cap.err
     assert "failed seeds: 0" in cap.out

@@ -17,6 +17,7 @@ pytest.importorskip("lerobot")
 from hardware.sim.dataset import (  # noqa: E402
     IMAGE_KEYS,
     PROVENANCE,
+    sim_units,
     STATE_NAMES,
     DemoInputError,
     OutputExistsError,
@@ -58,7 +59,7 @@ def _images(ds, index: int) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     root = tmp_path_factory.mktemp("demos") / "pick"
-    summary = record_demos(TASK, 2, root, resolution=RES, seed=0, progress=False)
+    summary = record_demos(TASK, 2, root, resolution=RES, seed=0, video=False, progress=False)
     return root, summary
 
 
@@ -75,14 +76,14 @@ def test_lerobot_reads_back_what_was_recorded(recorded, reference) -> None:
     ds = _load(root)
     lengths = [reference[s].steps for s in (0, 1)]
     assert ds.num_episodes == 2 and ds.num_frames == sum(lengths) == summary["frames"]
-    assert ds.meta.robot_type == "so101_follower" and ds.fps == 30
+    assert ds.meta.robot_type == "so_follower" and ds.fps == 30  # LeRobot 0.6.1's name for SO-100/SO-101
     feats = ds.features
     assert {*IMAGE_KEYS.values(), "observation.state", "action", "phase"} <= set(feats)
     for key in IMAGE_KEYS.values():
         assert feats[key]["dtype"] == "image" and tuple(feats[key]["shape"]) == (RES, RES, 3)
     for key in ("observation.state", "action"):
         assert tuple(feats[key]["shape"]) == (6,) and feats[key]["names"] == list(STATE_NAMES)
-        assert feats[key]["units"] == "rad"
+        assert "units" not in feats[key]  # LeRobot's recorder writes none: the robot type says it
     assert tuple(feats["phase"]["shape"]) == (1,) and feats["phase"]["dtype"] == "int64"
 
     item = ds[0]
@@ -90,12 +91,17 @@ def test_lerobot_reads_back_what_was_recorded(recorded, reference) -> None:
     assert tuple(item["observation.state"].shape) == (6,) and tuple(item["action"].shape) == (6,)
     assert item["task"] == reference[0].instruction == "Pick up the cube and place it on the plate."
 
+    conv = sim_units()
     for index, seed in enumerate((0, 1)):
         ref = reference[seed]
         rows = _episode_rows(ds, index)
         assert len(rows["action"]) == ref.steps
-        assert np.allclose(rows["action"], ref.targets, atol=1e-6)  # float32 of the expert's targets
-        assert np.allclose(rows["observation.state"], ref.joints, atol=1e-6)
+        # LeRobot's units: degrees (4095-based) for the arm, 0..100 of the calibrated range for the gripper
+        assert np.allclose(rows["action"], conv.to_units(ref.targets), atol=1e-4)  # float32 of the expert's targets
+        assert np.allclose(rows["observation.state"], conv.to_units(ref.joints), atol=1e-4)
+        assert np.allclose(rows["action"][:, :5], np.degrees(ref.targets[:, :5]) * 4096 / 4095, atol=1e-3)
+        assert 0 <= rows["action"][:, 5].min() and rows["action"][:, 5].max() <= 100
+        assert np.allclose(conv.to_radians(rows["action"]), ref.targets, atol=1e-5)
         phase = rows["phase"].reshape(-1)
         assert set(np.unique(phase)) == {0, 1}
         assert np.array_equal(phase, ref.labels.astype(np.int64))
@@ -104,7 +110,7 @@ def test_lerobot_reads_back_what_was_recorded(recorded, reference) -> None:
 
     prov = json.loads((root / PROVENANCE).read_text())
     assert [(e["episode_index"], e["seed"], e["spec"]) for e in prov["episodes"]] == [(0, 0, "in_domain"), (1, 1, "in_domain")]
-    assert prov["units"]["action"] == "rad"
+    assert prov["units"]["action"] == "lerobot" and prov["units"]["calibration"]["gripper"]["range_min"] > 0
 
 
 def test_images_show_the_scene_from_two_cameras(recorded) -> None:
@@ -132,7 +138,8 @@ def test_a_failed_episode_is_not_saved_and_seeds_replay(recorded, tmp_path, monk
     monkeypatch.setattr(PickPlaceTask, "success", lambda self, env: env.variation.seed != 0 and real(self, env))
     seen = []
     root = tmp_path / "again"
-    summary = record_demos(TASK, 1, root, resolution=RES, seed=0, progress=False, on_episode=lambda r, ok: seen.append((r.episode.seed, ok)))
+    summary = record_demos(TASK, 1, root, resolution=RES, seed=0, video=False, progress=False,
+                           on_episode=lambda r, ok: seen.append((r.episode.seed, ok)))
     assert seen == [(0, False), (1, True)]
     assert summary["episodes_saved"] == 1 and summary["attempts"] == 2 and summary["failed_seeds"] == [0]
     assert summary["success_rate"] == 0.5 and summary["complete"]
@@ -153,7 +160,7 @@ def test_a_failed_episode_is_not_saved_and_seeds_replay(recorded, tmp_path, monk
 def test_when_every_attempt_fails_nothing_is_left(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(PickPlaceTask, "success", lambda self, env: False)
     root = tmp_path / "none"
-    summary = record_demos(TASK, 1, root, resolution=16, max_attempts=1, progress=False)
+    summary = record_demos(TASK, 1, root, resolution=16, video=False, max_attempts=1, progress=False)
     assert summary["episodes_saved"] == 0 and summary["attempts"] == 1 and not summary["complete"]
     assert not root.exists()
 
@@ -163,7 +170,7 @@ def test_video_dataset_reads_back(tmp_path) -> None:
 
     root = tmp_path / "vid"
     before = (os.sched_getscheduler(0), os.sched_getparam(0))
-    summary = record_demos("push", 1, root, resolution=RES, video=True, progress=False)
+    summary = record_demos("push", 1, root, resolution=RES, progress=False)  # videos: the default, as lerobot-record
     # AV1 encoding switches its calling thread to SCHED_FIFO 99 where allowed: it must be put back
     assert (os.sched_getscheduler(0), os.sched_getparam(0)) == before
     ds = _load(root)
@@ -192,7 +199,7 @@ def test_output_directory_rules(recorded, tmp_path) -> None:
     with pytest.raises(DemoInputError, match=r"--resolution 64"):
         record_demos(TASK, 1, root, resolution=64, resume=True, progress=False)
     with pytest.raises(DemoInputError, match=r"--video"):
-        record_demos(TASK, 1, root, resolution=RES, video=True, resume=True, progress=False)
+        record_demos(TASK, 1, root, resolution=RES, resume=True, progress=False)
 
 
 def test_bad_requests_fail_before_anything_is_written(tmp_path) -> None:
@@ -223,7 +230,7 @@ def test_an_interrupted_recording_leaves_a_valid_dataset(tmp_path) -> None:
 
     root = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
-        record_demos("push", 3, root, resolution=16, progress=False, on_episode=stop)
+        record_demos("push", 3, root, resolution=16, video=False, progress=False, on_episode=stop)
     ds = _load(root)
     assert ds.num_episodes == 1 and len(ds) == ds.meta.episodes[0]["length"]
     prov = json.loads((root / PROVENANCE).read_text())
@@ -240,3 +247,19 @@ def test_feature_mismatches_names_one_kind_per_key() -> None:
             "action": {"shape": [6], "dtype": "float32", "units": "deg"}, "d": {"shape": [1], "dtype": "int64"}}
     got = [(k, kind) for k, kind, _, _ in feature_mismatches(have, want)]
     assert got == [("a", "shape"), ("b", "dtype"), ("action", "units"), ("c", "missing")]
+    # an older harmowam dataset (radians, "units": "rad") is not resumed by a LeRobot-units recording
+    old = {"action": {"shape": [6], "dtype": "float32", "units": "rad"}}
+    assert [k for k, *_ in feature_mismatches(old, {"action": demo_features(16)["action"]})] == ["action"]
+
+
+def test_an_older_radians_dataset_is_not_resumed(recorded, tmp_path) -> None:
+    import shutil
+
+    root = tmp_path / "old"
+    shutil.copytree(recorded[0], root)
+    info = json.loads((root / "meta" / "info.json").read_text())
+    for key in ("observation.state", "action"):
+        info["features"][key]["units"] = "rad"
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    with pytest.raises(DemoInputError, match="older harmowam"):
+        record_demos(TASK, 1, root, resolution=RES, video=False, resume=True, progress=False)
