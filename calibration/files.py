@@ -106,7 +106,7 @@ class WrongMotorId(CalibrationFileError, ProfileMismatch):
 
 
 def _recalibrate(profile: ArmProfile, name: str) -> str:
-    return f"harmowam calibrate --arm {profile.name} --port <PORT> --name {name}"
+    return f"harmowam calibrate --arm {profile.name} --port <PORT> --calibration {name}"
 
 
 # --- location ---------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def _check_name(name: str) -> None:
     ):
         raise InvalidCalibrationName(
             f"calibration name {name!r} cannot be used as a file name; use letters, digits, '-', '_' or '.' "
-            "(e.g. --name my_follower)"
+            "(e.g. --calibration my_follower)"
         )
 
 
@@ -164,12 +164,24 @@ def find_calibration(profile: ArmProfile, name: str, root: Path | str | None = N
             return p
     listing = "\n".join(f"  {p}" for p in tried)
     raise CalibrationNotFound(
-        f"no calibration {name!r} for a {profile.name}; looked at:\n{listing}\n"
+        f"no calibration {name!r} for a {profile.name}; looked at:\n{listing}\n{_elsewhere(profile, name, root)}"
         f"Create one with: {_recalibrate(profile, name)}\n"
-        "(or pass the --name you calibrated with; files copied elsewhere: set HF_LEROBOT_CALIBRATION "
+        "(or pass the --calibration name you calibrated with; files copied elsewhere: set HF_LEROBOT_CALIBRATION "
         "to their calibration folder)",
         tried,
     )
+
+
+def _elsewhere(profile: ArmProfile, name: str, root: Path | str | None) -> str:
+    """A line naming files called ``name`` in the folders of another servo family's or role's arms."""
+    from hardware.arms import ARMS
+
+    others = [a for a in ARMS.values() if a.family is not profile.family or a.role is not profile.role]
+    found = sorted({p for a in others for p in candidate_paths(a, name, root) if p.is_file()})
+    if not found:
+        return ""
+    return (f"There is a calibration {name!r} of another kind of arm: {', '.join(map(str, found))}; it is not "
+            f"this {profile.name}'s (another arm, or the wrong --arm).\n")
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -212,7 +224,7 @@ def read_calibration_file(path: Path | str, profile: ArmProfile) -> ArmCalibrati
             path, f"expected a JSON object of joint entries, found a {type(doc).__name__}", fix
         )
     return _parse(doc, path, profile, fix, other_arm=f"Is this the calibration of another arm? Use the "
-                  f"right --arm/--name, or recalibrate ({cmd}).")
+                  f"right --arm/--calibration, or recalibrate ({cmd}).")
 
 
 def _parse(doc: dict, path: Path, profile: ArmProfile, fix: str, other_arm: str) -> ArmCalibration:
@@ -253,6 +265,9 @@ def _parse(doc: dict, path: Path, profile: ArmProfile, fix: str, other_arm: str)
             joints[joint] = JointCalibration(**{f: entry[f] for f in FIELDS}, joint=joint)
         except InvalidCalibration as e:
             raise ValueOutOfRange(path, str(e), fix) from None
+    from calibration.arm_match import check_file  # imported here: it builds on this module's errors
+
+    check_file(path, joints, profile)  # another kind of arm's file (same joint names): OtherArmCalibration
     try:
         return ArmCalibration(joints, source=path).for_profile(profile)
     except InvalidCalibration as e:  # e.g. a homing offset the servos cannot hold

@@ -250,7 +250,7 @@ class ArmCalibration(Mapping[str, JointCalibration]):
                 raise ProfileMismatch(
                     f"joint {m.joint!r} has motor id {jc.id} in the calibration but id {m.id} on a "
                     f"{profile.name}; is this the calibration of another arm? Recalibrate, or pick the "
-                    "right --arm/--name", m.joint,
+                    "right --arm/--calibration", m.joint,
                 )
             limit = HOMING_OFFSET_LIMIT[profile.family]
             if abs(jc.homing_offset) > limit:

@@ -4,7 +4,9 @@
 ``cal`` and returns a list of ``Finding`` (empty: all is well). It never prints and never writes:
 
 * ``id``: a motor of the profile does not answer (cable, power, ID);
-* ``model``: it answers with another model number than the profile's;
+* ``model``: it answers with another model number than the profile's; when every motor answers with
+  the models of another arm profile, an ``arm`` finding (first) names that arm (``--arm koch`` on a
+  Koch leader: ``koch-leader``);
 * ``firmware``: servos of one model disagree on firmware (LeRobot refuses such a bus);
 * ``homing_offset``, ``range_min``, ``range_max``: the Homing_Offset and Min/Max_Position_Limit
   registers differ from the file (another arm's file, or servos calibrated since);
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calibration.model import ArmCalibration
-from hardware.arms import ArmProfile
+from hardware.arms import ArmProfile, arms_with_models
 from hardware.bus import ServoBus, ServoFault
 from hardware.errors import NoResponseError, ServoError
 from hardware.tables import MODELS_BY_NUMBER, Family
@@ -107,6 +109,9 @@ def identity_findings(profile: ArmProfile, servos: dict[int, ServoInfo]) -> list
             found.append(Finding(m.joint, "model", m.model_name, model_name(profile.family, info.model_number),
                                  hint=f"id {m.id} is another servo model: is this the right --arm, and is "
                                  "the right motor at this joint?"))
+    plugged = _plugged_arm(profile, servos)
+    if plugged is not None and any(f.field == "model" for f in found):
+        found.insert(0, plugged)
     by_model: dict[int, list[ServoInfo]] = {}
     for info in servos.values():
         if info.model_number is not None and info.firmware is not None:
@@ -120,6 +125,20 @@ def identity_findings(profile: ArmProfile, servos: dict[int, ServoInfo]) -> list
                                      hint="servos of one model should run the same firmware: update it "
                                      "with the vendor's tool"))
     return found
+
+
+def _plugged_arm(profile: ArmProfile, servos: dict[int, ServoInfo]) -> Finding | None:
+    """An ``arm`` finding when the servos' model numbers are another arm profile's (which one is plugged in)."""
+    models = {i: s.model_number for i, s in servos.items() if s.model_number is not None}
+    others = [a for a in arms_with_models(profile.family, models) if a is not profile]
+    if not others:
+        return None
+    names = " or ".join(a.name for a in others)
+    kinds = ", ".join(sorted({f"{m.model_name} x{sum(n.model_name == m.model_name for n in others[0].motors)}"
+                              for m in others[0].motors}))
+    return Finding("all joints", "arm", profile.name, names,
+                   hint=f"the servos ({kinds}) are a {names}'s: name that arm (--arm {others[0].name}) and use its "
+                   f"calibration file, or calibrate it: harmowam calibrate --arm {others[0].name} --port ... --calibration ...")
 
 
 async def verify_calibration(
@@ -157,7 +176,7 @@ async def verify_calibration(
 def _why(field: str, profile: ArmProfile) -> str:
     what = {"homing_offset": "the servo's zero differs", "range_min": "its lower limit differs",
             "range_max": "its upper limit differs", "drive_mode": "its direction differs"}[field]
-    return (f"{what} from the file: is this the calibration of this arm (--name)? If so, recalibrate: "
+    return (f"{what} from the file: is this the calibration of this arm (--calibration)? If so, recalibrate: "
             f"harmowam calibrate --arm {profile.name} ...")
 
 

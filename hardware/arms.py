@@ -164,6 +164,15 @@ ARMS: Mapping[str, ArmProfile] = MappingProxyType(
 )
 
 
+def arms_with_models(family: Family, models: Mapping[int, int]) -> tuple[ArmProfile, ...]:
+    """The arm profiles of ``family`` whose every motor id answers with its model number in ``models``
+    (id -> model number, e.g. from pings): which arm is plugged in, when it is not the one asked for."""
+    return tuple(
+        a for a in ARMS.values()
+        if a.family is family and all(models.get(m.id) == m.model.model_number for m in a.motors)
+    )
+
+
 def arm(name: str) -> ArmProfile:
     try:
         return ARMS[name]

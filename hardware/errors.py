@@ -134,10 +134,16 @@ class MissingMotorsError(ServoError):
 
 
 class ModelMismatchError(ServoError):
-    def __init__(self, servo: str, expected: str, found: str) -> None:
+    """``likely``: the arm profiles whose servo models the bus holds (the arm that is plugged in)."""
+
+    def __init__(self, servo: str, expected: str, found: str, likely: Iterable[str] = ()) -> None:
+        self.likely = tuple(likely)
+        plugged = ([f"these servos are a {' or '.join(self.likely)}'s: name that arm (--arm {self.likely[0]}; "
+                    f"a leader: --leader-arm {self.likely[0]} in run/teleop/record), and use its calibration"]
+                   if self.likely else [])
         super().__init__(
             f"{servo} is a {found}, but this arm profile expects a {expected}",
-            ["check --arm names the arm that is plugged in", "check the motor at this position is the right part"],
+            [*plugged, "check --arm names the arm that is plugged in", "check the motor at this position is the right part"],
         )
         self.servo = servo
 

@@ -10,6 +10,11 @@ Tasks (all in one ``asyncio.TaskGroup``):
   in a thread or a process (``harmowam_ctl.inference``).
 * ``teleop`` (a leader arm), ``lag`` (event-loop lag monitor), ``status`` (terminal line + telemetry).
 
+Every chunk the policy makes is checked before it enters the action buffer (``harmowam_ctl.plausibility``:
+targets far outside the calibrated range, or faster than any arm moves, e.g. a policy in degrees driven as
+radians): an implausible chunk is refused whole, never clamped, and reported as a policy error (hold, then
+the policy watchdog's escalation to a safe stop) with an ``implausible_chunk`` fault naming the joint.
+
 Any of the helper tasks failing is a fault that triggers a safe stop; it never cancels the servo tick.
 A safe stop (``harmowam_ctl.safestop``) is requested by a watchdog, a key, SIGINT/SIGTERM, the end of
 ``duration_s`` or a failed task; the servo tick carries it out (hold, move to rest, release torque) and
@@ -39,6 +44,7 @@ from harmowam_ctl.clock import Clock, MonotonicClock
 from harmowam_ctl.lifecycle import Lifecycle, State
 from harmowam_ctl.metronome import Metronome
 from harmowam_ctl.pipeline import JointHistory, Pipeline, camera_frames
+from harmowam_ctl.plausibility import ChunkCheck, ImplausibleChunk
 from harmowam_ctl.safestop import SafeStop, SafeStopConfig
 from harmowam_ctl.telemetry import TickRecord
 from harmowam_ctl.types import ActionChunk, Source
@@ -83,6 +89,7 @@ class Parts:
     check_calibration: bool = True  # the servos must hold the calibration's offsets and drive modes
     policy_overlap: bool = True  # predict the next observation while act runs (harmowam_ctl.pipeline)
     realtime: bool = False  # SCHED_FIFO for the loop, metronome and bus threads when allowed (hardware.realtime)
+    plausibility: Any = None  # harmowam_ctl.plausibility.PlausibilityConfig of the chunk check (None: defaults, on)
 
 
 class Runtime:
@@ -107,7 +114,12 @@ class Runtime:
         self.fault: str | None = None
         self.pipeline: Pipeline | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self.chunk_check: ChunkCheck | None = None  # harmowam_ctl.plausibility, on every chunk before the buffer
+        self._implausible = False  # the newest chunk was refused as implausible (one fault per run of them)
         if parts.runner is not None:
+            self.chunk_check = ChunkCheck.for_arm(parts.plausibility, parts.arm, parts.safety)
+            if not self.chunk_check.enabled:
+                parts.telemetry.event("plausibility", enabled=False)
             self.pipeline = Pipeline(
                 cameras=parts.cameras, joints=self.joints, runner=parts.runner, task=parts.task,
                 on_frame=self._on_frame, on_chunk=self._on_chunk, on_stage=self._on_stage,
@@ -441,8 +453,28 @@ class Runtime:
 
     def _on_chunk(self, chunk: ActionChunk) -> None:
         now = self.clock.now()
+        if self._refuse_implausible(chunk, now):
+            return
         self.p.buffer.add(chunk, now)
         self.p.watchdogs.chunk(chunk.t_done or now)
+
+    def _refuse_implausible(self, chunk: ActionChunk, now: float) -> bool:
+        """``harmowam_ctl.plausibility``: True when the chunk is implausible. It never reaches the buffer (not
+        clamped, not driven); it is a policy error (hold, then escalation) and, once per run of refused
+        chunks, an ``implausible_chunk`` fault with the full message."""
+        state = self.joints.latest()
+        bad = None if self.chunk_check is None else self.chunk_check.check(
+            chunk, None if state is None else state.positions, None if state is None else state.t, now)
+        if bad is None:
+            self._implausible = False
+            return False
+        if not self._implausible:
+            self._implausible = True
+            self.p.telemetry.fault("implausible_chunk", bad.message, "hold")
+        # the policy answered (no "stalled" trip), but its answer is an error: the hold lasts while it repeats
+        self.p.watchdogs.chunk(chunk.t_done or now)
+        self._on_policy_error("act", ImplausibleChunk(bad))
+        return True
 
     def _on_stage(self, stage: str, t_obs: float, t_start: float, t_done: float, chunk: ActionChunk | None) -> None:
         gate = chunk.gate if chunk is not None else None

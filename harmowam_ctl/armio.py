@@ -109,8 +109,8 @@ class ArmIO:
             raise CalibrationMismatch(
                 "the servos do not hold this calibration: " + "; ".join(
                     f"{f.joint}: {f.field} is {f.found} on the servo, {f.expected} in the file" for f in bad),
-                [f"if the file is this arm's, write it again: harmowam calibrate --arm {name} --port ... --name ...",
-                 f"to see every difference: harmowam check --arm {name} --port ... --name ...",
+                [f"if the file is this arm's, write it again: harmowam calibrate --arm {name} --port ... --calibration ...",
+                 f"to see every difference: harmowam check --arm {name} --port ... --calibration ...",
                  "or pass the calibration name this arm was calibrated under (--calibration)"],
             )
         return [str(f) for f in findings if f not in bad]

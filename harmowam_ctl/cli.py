@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from hardware.arms import ARMS
 from hardware.errors import HardwareError
-from harmowam_ctl import logs
+from harmowam_ctl import lerobot_flags, logs
 from harmowam_ctl.commands import baseline as baseline_cmd
 from harmowam_ctl.commands import calibrate as calibrate_cmd
 from harmowam_ctl.commands import check as check_cmd
@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     bl.add_argument("--no-baseline", dest="baseline", action="store_false", default=None, help="skip the synchronous loop")
     bl.add_argument("--sim-mode", choices=["process", "inprocess"], help="where the simulated world runs (default process)")
     bl.add_argument("--policy", help="synthetic (default: ~23 ms of torch work per chunk) or a trained checkpoint directory")
+    bl.add_argument("--trust-checkpoint-code", action="store_true", default=None,
+                    help="load an ACT checkpoint whose processor files name code outside LeRobot's and this "
+                    "program's packages (that code runs: only for checkpoints from a source you trust)")
     bl.add_argument("--json", action="store_true", help="print JSON")
 
     bp = bsub.add_parser("policy", help="time one HarmoWAM policy step (one torch thread) and LeRobot ACT's")
@@ -117,7 +120,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from harmowam_ctl.bench import loop
 
         cfg = build(loop.BenchLoopConfig, {"duration_s": args.duration_s, "policy_mode": args.policy_mode, "baseline": args.baseline,
-                                           "sim_mode": args.sim_mode, "policy": args.policy})
+                                           "sim_mode": args.sim_mode, "policy": args.policy,
+                                           "trust_checkpoint_code": args.trust_checkpoint_code})
         try:
             loop.policy_spec(cfg)
         except ValueError as e:
@@ -162,6 +166,11 @@ COMMANDS = {"emulate": _cmd_emulate, "scan": _cmd_scan, "bench": _cmd_bench, "de
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
+    argv = list(sys.argv[1:] if argv is None else argv)
+    found = lerobot_flags.hints(argv)  # before argparse: its "required" errors would hide the hint
+    if found:
+        print(lerobot_flags.message(argv, found), file=sys.stderr)
+        return EXIT_USAGE
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "emulate":

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harmowam_ctl.config import ConfigError
 from harmowam_ctl.record_episodes import EpisodeRecorder, Phase, RecordKeys
+from hardware.sim.dataset import MIN_VIDEO_RESOLUTION, STATE_NAMES
 from harmowam_ctl.record_writer import DatasetSink, RecordError, check_resumable, plan_output, record_features
 from harmowam_ctl.runconfig import RunConfig
 
@@ -55,6 +56,7 @@ class RecordConfig(BaseModel):
     episode_s: float = Field(30.0, gt=0, le=3600, description="seconds per episode")
     reset_s: float = Field(10.0, ge=0, le=3600, description="seconds between episodes, not recorded (real arm)")
     fps: int = Field(30, ge=5, le=120, description="frames per second written")
+    video: bool = Field(True, description="cameras as AV1 videos, as lerobot-record stores them (False: PNG images)")
     task_text: str | None = Field(None, min_length=1, description="LeRobot task string (default: the sim task's instruction)")
     resume: bool = Field(False, description="append episodes to the dataset at out")
     overwrite: bool = Field(False, description="delete the dataset at out and record a new one")
@@ -74,7 +76,7 @@ def check(cfg: RunConfig, rec: RecordConfig) -> str:
         raise ConfigError('--task-text: required on a real arm: what the demonstrations do, e.g. "Put the cube in the bowl."')
     action = plan_output(rec.out, resume=rec.resume, overwrite=rec.overwrite)
     if action == "resume":
-        check_resumable(rec.out, rec.fps, record_features({}), cameras=False)  # the cameras: once they exist
+        check_resumable(rec.out, rec.fps, record_features({}, rec.video), cameras=False)  # the cameras: once they exist
     return action
 
 
@@ -138,6 +140,9 @@ class Recording:
                 raise ConfigError(f"--camera {name}: the camera reports no resolution; give its width and height "
                                   "in the cameras section of --config")
             shapes[name] = (int(h), int(w), 3)
+            if self.rec.video and min(w, h) < MIN_VIDEO_RESOLUTION:
+                raise ConfigError(f"--camera {name}: {w}x{h} is too small for a video (the AV1 encoder needs at least "
+                                  f"{MIN_VIDEO_RESOLUTION} px a side); record it with --images")
         rec, cfg = self.rec, self.cfg
         run_info = {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -145,9 +150,13 @@ class Recording:
             "runtime": cfg.model_dump(mode="json"),
             "mode": "dagger" if cfg.policy else "teleop",
         }
+        from calibration.units import UnitsConverter, lerobot_units
+
+        arm = rt.p.arm  # ArmIO: the profile and the calibration the run drives with
+        units = UnitsConverter(lerobot_units(arm.profile.lerobot_type, STATE_NAMES), arm.cal, arm.profile.family)
         sink = DatasetSink(rec.out, rec.repo_id or f"local/{rec.out.resolve().name or 'recording'}", rec.fps,
-                           record_features(shapes), f"{cfg.arm}_follower", action, run_info=run_info,
-                           max_queue_mb=rec.max_queue_mb)
+                           record_features(shapes, rec.video), arm.profile.lerobot_type, action, run_info=run_info,
+                           max_queue_mb=rec.max_queue_mb, units=units)
         sink.open()
         return sink
 

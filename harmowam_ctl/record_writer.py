@@ -6,13 +6,16 @@ and writing parquet files never runs on the event loop. The servo tick hands it 
 ``frame()``, which never blocks: frames wait in a queue bounded by bytes (``max_queue_mb``); past the
 bound a frame is dropped and counted against its episode (never a stalled tick).
 
-Features (per frame, at ``fps``), following ``hardware.sim.dataset``'s conventions (radians, LeRobot's
-SO-101 names ``shoulder_pan.pos`` ..., ``"units": "rad"`` in ``meta/info.json``):
+Features (per frame, at ``fps``): what ``lerobot-record`` writes for the arm (LeRobot 0.6.1): its
+``robot_type`` (``so_follower``, ``koch_follower``), names ``shoulder_pan.pos`` ..., joints in LeRobot's
+units for that arm (SO: degrees, Koch: -100..100, grippers 0..100 % of the calibrated range), converted
+from the runtime's radians with the run's calibration file on the writer thread (``calibration.units``):
 
 * ``observation.images.<camera>``: the newest frame of each of the run's cameras (``--camera`` names,
-  or the simulated views ``front``/``wrist``), ``H x W x 3`` uint8 RGB (``image`` dtype: PNG);
-* ``observation.state``: the joints measured by that servo tick, float32 radians;
-* ``action``: the command that tick sent to the servos (after the safety filter), float32 radians;
+  or the simulated views ``front``/``wrist``), ``H x W x 3`` uint8 RGB: AV1 videos by default, as
+  ``lerobot-record`` stores them (encoded on this thread when an episode is saved); ``--images``: PNG;
+* ``observation.state``: the joints measured by that servo tick, float32;
+* ``action``: the command that tick sent to the servos (after the safety filter), float32;
 * ``intervention``: int64 (1,), 1 while the human drives (leader arm or the take-over key), else 0;
 * ``control_source``: int64 (1,), who drove that tick: 0 human, 1 policy, 2 hold (``telemetry.SOURCES``);
 * ``t_monotonic``: float64 (1,), the tick's joint-reading time (``time.monotonic()`` seconds);
@@ -38,7 +41,7 @@ import numpy as np
 import structlog
 
 from hardware.realtime import kept_scheduling
-from hardware.sim.dataset import STATE_NAMES, UNITS, check_output, feature_mismatches, is_dataset
+from hardware.sim.dataset import STATE_NAMES, check_output, feature_mismatches, is_dataset, units_problem
 from harmowam_ctl.config import ConfigError
 from harmowam_ctl.telemetry import SOURCES
 
@@ -57,11 +60,13 @@ def image_key(camera: str) -> str:
     return f"observation.images.{camera}"
 
 
-def record_features(image_shapes: Mapping[str, tuple[int, int, int]]) -> dict[str, dict]:
+def record_features(image_shapes: Mapping[str, tuple[int, int, int]], video: bool = True) -> dict[str, dict]:
     """The LeRobot feature spec (module doc) for cameras ``{name: (height, width, 3)}``."""
-    joints = {"dtype": "float32", "shape": (6,), "names": list(STATE_NAMES), "units": UNITS}
+    joints = {"dtype": "float32", "shape": (6,), "names": list(STATE_NAMES)}
+    kind = "video" if video else "image"
     feats: dict[str, dict] = {
-        image_key(name): {"dtype": "image", "shape": tuple(shape), "names": ["height", "width", "channels"]}
+        image_key(name): {"dtype": kind, "shape": tuple(shape), "names": ["height", "width", "channels"],
+                          "info": {"is_depth_map": False}}  # as lerobot-record's hw_to_dataset_features
         for name, shape in image_shapes.items()
     }
     feats["observation.state"] = dict(joints)
@@ -107,7 +112,7 @@ def check_resumable(out: Path, fps: int, features: Mapping[str, dict], cameras: 
             problems.append(f"{key}: the dataset has {h.get('dtype')} {list(h.get('shape', ()))}, "
                             f"this run gives {ft['dtype']} {list(ft['shape'])}")
         else:
-            problems.append(f"{key}: the dataset's units are {h.get('units', 'unknown')!r}, not {UNITS!r}")
+            problems.append(units_problem(key, h))
     extra = sorted(k for k in have if cameras and k.startswith("observation.images.") and k not in features)
     problems += [f"{k}: in the dataset but this run has no such camera" for k in extra]
     if problems:
@@ -121,9 +126,11 @@ class DatasetSink:
     ``close()`` (blocking) finalizes and writes the metadata."""
 
     def __init__(self, out: Path, repo_id: str, fps: int, features: dict[str, dict], robot_type: str,
-                 action: str, *, run_info: dict[str, Any], max_queue_mb: float = 512.0) -> None:
+                 action: str, *, run_info: dict[str, Any], max_queue_mb: float = 512.0, units: Any = None) -> None:
         self.out, self.repo_id, self.fps, self.features = Path(out), repo_id, int(fps), features
         self.robot_type, self.action = robot_type, action
+        self.units = units  # calibration.units.UnitsConverter: radians -> the file's units (None: as given)
+        self.video = any(f["dtype"] == "video" for f in features.values())
         self.run_info = run_info
         self.max_bytes = int(max_queue_mb * 2**20)
         self._q: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -147,7 +154,7 @@ class DatasetSink:
 
         hf_logging.disable_progress_bar()  # a "Map" bar per saved episode would bury the status line
 
-        cams = sum(1 for f in self.features.values() if f["dtype"] == "image")
+        cams = sum(1 for f in self.features.values() if f["dtype"] in ("image", "video"))
         # PNG encoding on LeRobot's image-writer threads (Pillow releases the GIL while it encodes); at most
         # about a second of images waits there (``_do`` holds back), the rest in this sink's bounded queue
         threads = min(8, 2 * cams)
@@ -165,13 +172,15 @@ class DatasetSink:
             elif self.out.exists():
                 self.out.rmdir()  # empty (plan_output checked): LeRobot creates it itself
             self.ds = LeRobotDataset.create(repo_id=self.repo_id, root=self.out, fps=self.fps, features=self.features,
-                                            robot_type=self.robot_type, use_videos=False, video_backend="pyav",
+                                            robot_type=self.robot_type, use_videos=self.video, video_backend="pyav",
                                             image_writer_threads=threads)
         self.first_index = int(self.ds.meta.total_episodes)
         self.meta.setdefault("format", 1)
         self.meta.setdefault("generator", "harmowam record")
-        self.meta.setdefault("units", {"observation.state": UNITS, "action": UNITS, "convention":
-                                       "joint angle in radians, 0 = middle of the calibrated range (gripper included)"})
+        if self.units is not None:
+            self.meta.setdefault("units", {"observation.state": "lerobot", "action": "lerobot",
+                                           "convention": self.units.units.describe(),
+                                           "calibration": self.units.calibration.as_dict()})
         self.meta.setdefault("control_source", dict(SOURCE_VALUES))
         self.meta.setdefault("episodes", [])
         self.meta.setdefault("runs", [])
@@ -260,7 +269,11 @@ class DatasetSink:
             images = getattr(ds.writer.image_writer, "queue", None)
             while images is not None and images.qsize() > self.image_backlog:
                 time.sleep(0.002)  # the encoders are behind: frames wait in the bounded queue instead
-            ds.add_frame(item[0])
+            frame = item[0]
+            if self.units is not None:
+                for key in ("observation.state", "action"):
+                    frame[key] = self.units.to_units(frame[key]).astype(np.float32)
+            ds.add_frame(frame)
         elif kind == "session":
             self.run_info.setdefault("sessions", []).append(item)
             self._write_meta()

@@ -17,6 +17,7 @@ from hardware.arms import ARMS
 from harmowam_ctl.arbiter import ArbiterConfig
 from harmowam_ctl.buffer import BufferConfig
 from harmowam_ctl.config import ConfigError, build
+from harmowam_ctl.plausibility import PlausibilityConfig
 from harmowam_ctl.safestop import SafeStopConfig
 from harmowam_ctl.teleop import TeleopConfig
 from harmowam_ctl.telemetry import TelemetryConfig
@@ -65,6 +66,10 @@ class RunConfig(BaseModel):
         "how much lower the policy workers' CPU priority is (0..19); default: 0 when the tick's threads get "
         "real-time priority (they no longer need it), else 10"))
     policy_options: dict[str, Any] = Field(default_factory=dict)
+    policy_units: Literal["rad", "lerobot", "lerobot-degrees", "lerobot-range"] | None = Field(None, description=(
+        "the units of a checkpoint that does not record them (calibration.units): rad, lerobot (LeRobot's default "
+        "for the arm: SO degrees, Koch -100..100, gripper 0..100), lerobot-degrees, lerobot-range; a checkpoint "
+        "that records its units never needs it, and one that contradicts it is refused"))
     torch_threads: int = Field(1, ge=1, le=64)
     cameras: list[CameraConfig] = Field(default_factory=list)
     rate_hz: float = Field(100.0, ge=10.0, le=500.0, description="servo tick rate")
@@ -83,6 +88,10 @@ class RunConfig(BaseModel):
     arbiter: ArbiterConfig = Field(default_factory=ArbiterConfig)
     safety: SafetyLimits = Field(default_factory=SafetyLimits)
     watchdogs: WatchdogConfig = Field(default_factory=WatchdogConfig)
+    plausibility: PlausibilityConfig = Field(default_factory=PlausibilityConfig, description=(
+        "every action chunk is checked before it is driven: targets more than 10 % of a joint's calibrated "
+        "range beyond a limit, or faster than any arm moves (wrong units?), are a policy error (hold, then "
+        "safe stop), never clamped; turn off only explicitly (plausibility.enabled=false)"))
     teleop: TeleopConfig = Field(default_factory=TeleopConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     safe_stop: SafeStopConfig = Field(default_factory=SafeStopConfig)

@@ -16,7 +16,10 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import structlog
+
 from calibration import ArmCalibration, load_calibration
+from calibration.units import UnitsError
 from hardware.arms import arm as arm_by_name
 from hardware.bus import open_bus
 from hardware.camera import OpenCVCamera
@@ -38,6 +41,9 @@ from harmowam_ctl.telemetry import Telemetry
 from harmowam_ctl.teleop import LeaderArm, Teleop
 from harmowam_ctl.watchdogs import LoopLagMonitor, Watchdogs
 from policies.registry import NEEDS_CONTEXT, PolicySpec
+from policies.units import PolicyIO, bind_units, describe_io
+
+log = structlog.get_logger(__name__)
 
 
 def choose_mode(cfg: RunConfig) -> str:
@@ -66,6 +72,18 @@ def safety_config(cfg: RunConfig, profile: Any, cal: ArmCalibration) -> SafetyCo
 SWITCH_INTERVAL_S = 0.0005
 
 
+def policy_io(cfg: RunConfig, profile: Any, cal: ArmCalibration) -> PolicyIO | None:
+    """The policy's units conversion with this arm's calibration (``policies.units``); a ConfigError saying why
+    and how to fix it when its units are unknown or do not fit the arm: raised before any bus is opened."""
+    try:
+        io = bind_units(str(cfg.policy), cfg.policy_options, profile, cal, cfg.policy_units)
+    except (UnitsError, ValueError) as e:
+        raise ConfigError(f"--policy {cfg.policy_options.get('checkpoint', cfg.policy)}: {e}") from None
+    if io is not None:
+        log.info("policy_units", policy=cfg.policy, units=describe_io(io), calibration=str(cal.source or "simulated"))
+    return io
+
+
 def policy_nice(cfg: RunConfig) -> int:
     """``cfg.policy_nice``, or by default 0 when the tick's threads will run at real-time priority (the
     policy then competes with the simulated world, not with the tick), else 10 (``inference.DEFAULT_NICE``)."""
@@ -89,6 +107,8 @@ async def session(cfg: RunConfig, *, on_tick: Any = None, sim_options: dict[str,
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         rig: SimRig | None = None
         if cfg.sim:
+            # the policy's units are checked before the simulated world starts (a real arm: before its bus opens)
+            io = policy_io(cfg, profile, ArmCalibration.simulated(profile)) if cfg.policy else None
             rig = SimRig(task=cfg.task, seed=cfg.seed, spec=cfg.spec, arm=cfg.arm, faults=cfg.sim_faults, **(sim_options or {}))
             stack.callback(rig.stop)
             port = rig.start()
@@ -101,9 +121,10 @@ async def session(cfg: RunConfig, *, on_tick: Any = None, sim_options: dict[str,
             if cfg.calibration is None:
                 raise ConfigError(
                     "--calibration: required for a real arm (the name you calibrated it under, as LeRobot's "
-                    f"--robot.id); create one with `harmowam calibrate --arm {cfg.arm} --port {port} --name NAME`"
+                    f"--robot.id); create one with `harmowam calibrate --arm {cfg.arm} --port {port} --calibration NAME`"
                 )
             cal = load_calibration(profile, cfg.calibration)
+            io = policy_io(cfg, profile, cal.for_profile(profile)) if cfg.policy else None
             cameras = {}
             task_text = cfg.task
         for c in cfg.cameras:
@@ -118,7 +139,7 @@ async def session(cfg: RunConfig, *, on_tick: Any = None, sim_options: dict[str,
             options = dict(cfg.policy_options)
             if cfg.telemetry.rerun and cfg.policy == "harmowam":
                 options.setdefault("decode_frames", True)  # the imagined frames go into the rerun recording
-            spec = PolicySpec(name=cfg.policy, options=options, seed=cfg.seed, torch_threads=cfg.torch_threads)
+            spec = PolicySpec(name=cfg.policy, options=options, seed=cfg.seed, torch_threads=cfg.torch_threads, io=io)
             runner = PolicyRunner(spec, choose_mode(cfg), context=rig.env if (rig and cfg.policy in NEEDS_CONTEXT) else None,
                                   nice=policy_nice(cfg))
             stack.push_async_callback(runner.close)
@@ -159,6 +180,6 @@ async def session(cfg: RunConfig, *, on_tick: Any = None, sim_options: dict[str,
             status=StatusLine(sys.stderr) if cfg.status else None, task=task_text, rate_hz=cfg.rate_hz,
             lookahead_s=cfg.lookahead_s, duration_s=cfg.duration_s, lag_monitor=lag, on_tick=on_tick, sim=rig,
             check_calibration=not cfg.sim,  # a real arm's servos must hold its calibration file
-            realtime=cfg.realtime, policy_overlap=cfg.policy_overlap,
+            realtime=cfg.realtime, policy_overlap=cfg.policy_overlap, plausibility=cfg.plausibility,
         )
         yield Runtime(parts)

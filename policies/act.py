@@ -22,14 +22,27 @@ baseline act`` note in the run directory, else the training dataset's ``meta/inf
 ``train_config.json``), else 30 with a warning. ``t0 = obs.t``, ``expert = "act"``, ``gate = None``;
 ``predict`` is trivial. Deterministic (eval mode: no dropout, the VAE latent is zero at inference).
 
-Units: the policy outputs the units of its training data. Datasets of ``harmowam sim demos`` are in
-radians (the runtime's unit); LeRobot's own SO-101 recordings are in degrees: such a checkpoint is loaded
-(with a warning naming the units) but not converted. ``units`` says what the dataset declared.
+Untrusted code: LeRobot builds the checkpoint's processors from its JSON files (``policy_preprocessor.json``,
+``policy_postprocessor.json``): a step's ``"class": "module.Class"`` is imported (``importlib``), a step's
+``"registry_name"`` is looked up in LeRobot's ``ProcessorStepRegistry`` (no import). So a checkpoint from
+an untrusted source can run code. Before any of that, ``check_processor_code`` reads every processor file of
+the checkpoint (every ``*.json`` there with a ``"steps"`` list) and refuses (``UntrustedCheckpointCode``) a
+``class`` outside LeRobot's and this program's packages (``TRUSTED_PACKAGES``) or one that is not a LeRobot
+processor step, a registered step whose class lives elsewhere (a plugin), and a step that would let
+``transformers`` run a model repository's code (``trust_remote_code``). The opt-in: policy option
+``trust_remote_code: true`` (``harmowam run``/``eval``/``bench loop --trust-checkpoint-code``).
+
+Units: the policy speaks the units of its training data (LeRobot's degrees / 0..100 for a LeRobot or
+``harmowam sim demos`` dataset). ``training_facts`` reads them (baseline note, else the training dataset);
+the runtime converts with the arm's calibration and refuses a checkpoint whose units it cannot tell
+(``policies.units``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
 import io
 import json
 import sys
@@ -61,8 +74,30 @@ DEFAULT_FPS = 30.0
 _CPU_OVERRIDES = {"device_processor": {"device": "cpu"}}
 
 
+TRUSTED_PACKAGES = ("lerobot", "policies", "harmowam_ctl", "hardware", "calibration")
+TRUST_OPT_IN = ("--trust-checkpoint-code (harmowam run, eval, bench loop; elsewhere "
+                "--set policy_options.trust_remote_code=true)")
+
+
 class ActCheckpointError(ValueError):
     """The directory is not a usable ACT checkpoint; the message names the file and the fix."""
+
+
+class UntrustedCheckpointCode(ActCheckpointError):
+    """A processor file of the checkpoint names code this program does not load without an opt-in;
+    ``problems``: one line per refused entry (file, entry, class, why)."""
+
+    def __init__(self, pretrained: Path, problems: list[str]) -> None:
+        self.pretrained, self.problems = pretrained, list(problems)
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"ACT checkpoint {pretrained} is refused: its processor files name code outside LeRobot's and this "
+            f"program's packages ({', '.join(TRUSTED_PACKAGES)}), which loading it would run:\n{listing}\n"
+            f"Nothing of it was imported. Only if you trust where this checkpoint comes from, load it with {TRUST_OPT_IN}."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (it may cross from a policy process)
+        return (type(self), (self.pretrained, self.problems))
 
 
 class ActOptions(BaseModel):
@@ -73,6 +108,9 @@ class ActOptions(BaseModel):
     checkpoint: str = Field(description="lerobot-train output: run dir, checkpoints/<step>, last, or pretrained_model")
     fps: float | None = Field(None, gt=0, le=1000, description="control rate of the training data (dt = 1/fps)")
     camera_map: dict[str, str] = Field(default_factory=dict, description="checkpoint camera -> observation camera")
+    trust_remote_code: bool = Field(False, description=(
+        "load a checkpoint whose processor files name code outside LeRobot's and this program's packages "
+        "(it runs that code: only for checkpoints from a source you trust)"))
 
 
 def find_pretrained_dir(path: str | Path) -> Path:
@@ -112,21 +150,139 @@ def read_act_config(pretrained: Path) -> dict[str, Any]:
     return cfg
 
 
-def _training_facts(pretrained: Path) -> dict[str, Any]:
-    """fps and units from our baseline note or the training dataset (module doc); {} when not found."""
+def processor_files(pretrained: Path) -> list[Path]:
+    """Every JSON file of ``pretrained`` LeRobot could build a processor pipeline from (a ``"steps"`` list:
+    ``policy_preprocessor.json``, ``policy_postprocessor.json``...); a file that is not JSON is skipped
+    (LeRobot cannot build from it either)."""
+    out = []
+    for path in sorted(pretrained.glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            doc = json.loads(path.read_text())
+            if isinstance(doc, dict) and isinstance(doc.get("steps"), list):
+                out.append(path)
+    return out
+
+
+def _trusted_module(module: str) -> bool:
+    return any(module == pkg or module.startswith(pkg + ".") for pkg in TRUSTED_PACKAGES)
+
+
+def _wants_remote_code(config: Any) -> bool:
+    """A ``trust_remote_code`` set to a true value anywhere in a step's config."""
+    if isinstance(config, dict):
+        return any((k == "trust_remote_code" and bool(v)) or _wants_remote_code(v) for k, v in config.items())
+    if isinstance(config, list):
+        return any(_wants_remote_code(v) for v in config)
+    return False
+
+
+def _class_problem(path: str) -> str | None:
+    """Why the step ``"class": path`` is refused, None when it is a processor step of a trusted package.
+    Nothing outside ``TRUSTED_PACKAGES`` is imported here."""
+    module, _, name = path.rpartition(".")
+    if not module or not name:
+        return "is not a module.Class path"
+    if not _trusted_module(module):
+        return "is outside LeRobot's and this program's packages; LeRobot would import it"
+    from lerobot.processor.pipeline import ProcessorStep
+
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None  # LeRobot fails the same way (a checkpoint from another LeRobot version): named at load
+    if not (inspect.isclass(obj) and issubclass(obj, ProcessorStep) and _trusted_module(obj.__module__)):
+        return f"is not a LeRobot processor step (it is {getattr(obj, '__module__', '?')}.{getattr(obj, '__name__', name)})"
+    return None
+
+
+def _step_problems(step: dict[str, Any]) -> list[str]:
+    """Why one ``steps`` entry is refused: the keys LeRobot 0.6.1 resolves a class from (``registry_name``
+    first, else ``class``; ``class`` is checked even next to a ``registry_name``) and its config."""
+    import lerobot.policies.factory  # noqa: F401 - registers LeRobot's steps, as loading a checkpoint does
+    from lerobot.processor.pipeline import ProcessorStepRegistry
+
+    problems: list[str] = []
+    cls: Any = None
+    if "registry_name" in step:
+        reg = step["registry_name"]
+        known = isinstance(reg, str) and reg in ProcessorStepRegistry.list()
+        cls = ProcessorStepRegistry.get(reg) if known else None  # unknown: LeRobot fails the load, imports nothing
+        if cls is not None and not _trusted_module(cls.__module__):
+            problems.append(f'"registry_name": {json.dumps(reg)} is registered by {cls.__module__}.{cls.__name__}, '
+                            "a plugin outside LeRobot's and this program's packages")
+    if "class" in step:
+        path = step["class"]
+        why = _class_problem(path) if isinstance(path, str) else "is not a module.Class string"
+        if why:
+            problems.append(f'"class": {json.dumps(path)} {why}')
+    config = step.get("config")
+    if _wants_remote_code(config) or (getattr(cls, "trust_remote_code", False) is True
+                                      and not (isinstance(config, dict) and config.get("trust_remote_code") is False)):
+        problems.append("trust_remote_code: the step would let transformers import and run a model "
+                        "repository's own Python code")
+    return problems
+
+
+def untrusted_processor_code(pretrained: Path) -> list[str]:
+    """One line per processor step of the checkpoint that ``check_processor_code`` refuses (file, entry,
+    class, why); [] when all of them are LeRobot's or ours."""
+    found: list[str] = []
+    for path in processor_files(pretrained):
+        for i, step in enumerate(json.loads(path.read_text())["steps"]):
+            if isinstance(step, dict):  # LeRobot refuses a whole file with any other step before importing
+                found += [f"{path.name}: steps[{i}]: {why}" for why in _step_problems(step)]
+    return found
+
+
+def check_processor_code(pretrained: Path, trust_remote_code: bool = False) -> None:
+    """Refuse (``UntrustedCheckpointCode``) a checkpoint whose processor files name code outside the
+    trusted packages (module doc), unless ``trust_remote_code``; then it is logged and allowed."""
+    problems = untrusted_processor_code(pretrained)
+    if problems and trust_remote_code:
+        _log().warning("act_checkpoint_code_trusted", checkpoint=str(pretrained), entries=problems,
+                       note="trust_remote_code: this code runs as the checkpoint loads")
+    elif problems:
+        raise UntrustedCheckpointCode(pretrained, problems)
+
+
+def checked_act_options(options: dict[str, Any], trust: bool = False) -> dict[str, Any]:
+    """The ``act`` policy's options with ``trust_remote_code`` set when ``trust`` (a CLI's
+    ``--trust-checkpoint-code``), after checking its checkpoint now (``check_processor_code``): a command
+    refuses such a checkpoint before it opens any device. ``ActCheckpointError`` names what to fix."""
+    opts = {**options, "trust_remote_code": True} if trust else dict(options)
+    o = ActOptions(**opts)
+    check_processor_code(find_pretrained_dir(o.checkpoint), o.trust_remote_code)
+    return opts
+
+
+def training_facts(pretrained: Path) -> dict[str, Any]:
+    """fps and units (``calibration.units`` JSON; ``None`` when they cannot be told) from our baseline note or
+    the training dataset (module doc), and ``units_source`` naming the file; {} when neither is found."""
     for d in (pretrained.parent, pretrained.parent.parent, pretrained.parent.parent.parent):
         note = d / BASELINE_NOTE
         if note.is_file():
             with contextlib.suppress(OSError, ValueError):
-                return dict(json.loads(note.read_text()))
+                facts = dict(json.loads(note.read_text()))
+                facts.setdefault("units_source", str(note))
+                return facts
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         ds = json.loads((pretrained / "train_config.json").read_text())["dataset"]
         from lerobot.utils.constants import HF_LEROBOT_HOME
 
         root = Path(ds["root"]) if ds.get("root") else HF_LEROBOT_HOME / ds["repo_id"]
         info = json.loads((root / "meta" / "info.json").read_text())
-        return {"fps": info["fps"], "units": info["features"].get(ACTION_KEY, {}).get("units")}
+        return {"fps": info["fps"], "units": dataset_units_json(info), "units_source": str(root / "meta" / "info.json")}
     return {}
+
+
+def dataset_units_json(info: dict[str, Any]) -> dict[str, Any] | None:
+    """The units of a dataset's ``action`` (``calibration.units``) as JSON, ``None`` when it cannot say."""
+    from calibration.units import UnitsError, dataset_units
+
+    try:
+        return dataset_units(info, ACTION_KEY).as_json()
+    except UnitsError:
+        return None
 
 
 class ActPolicy:
@@ -136,11 +292,12 @@ class ActPolicy:
 
     def __init__(
         self, checkpoint: str | Path, *, fps: float | None = None, camera_map: dict[str, str] | None = None,
-        torch_threads: int = 1,
+        torch_threads: int = 1, trust_remote_code: bool = False,
     ) -> None:
         torch.set_num_threads(torch_threads)
         pretrained = find_pretrained_dir(checkpoint)
         read_act_config(pretrained)
+        check_processor_code(pretrained, trust_remote_code)  # before LeRobot reads a processor file
         from lerobot.configs.policies import PreTrainedConfig
         from lerobot.policies.act.modeling_act import ACTPolicy
         from lerobot.policies.factory import make_pre_post_processors
@@ -156,20 +313,17 @@ class ActPolicy:
                 config, pretrained_path=str(pretrained),
                 preprocessor_overrides=_CPU_OVERRIDES, postprocessor_overrides=_CPU_OVERRIDES,
             )
-        except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:
+        except (OSError, ValueError, RuntimeError, KeyError, ImportError, SafetensorError) as e:
             cause = " ".join(str(e).split("\n")[:3])  # a state-dict mismatch lists every tensor: the first ones
             raise ActCheckpointError(
                 f"ACT checkpoint {pretrained} does not load ({type(e).__name__}: {cause}); it is damaged or its "
                 "config.json does not match its model.safetensors: train it again or copy it whole"
             ) from e
-        facts = _training_facts(pretrained)
+        facts = training_facts(pretrained)
         if fps is None and facts.get("fps") is None:
             _log().warning("act_fps_unknown", checkpoint=str(pretrained), assumed=DEFAULT_FPS,
                            fix="set the training data's rate: --set policy_options.fps=N")
-        self.units: str | None = facts.get("units")
-        if self.units != "rad":
-            _log().warning("act_units_not_radians", checkpoint=str(pretrained), units=self.units,
-                           note="the runtime sends these targets as radians; no conversion is made")
+        self.units: Any = facts.get("units")  # the runtime converts (policies.units); None: it refuses to drive
         self._setup(config, model, pre, post, fps or facts.get("fps") or DEFAULT_FPS, camera_map or {})
         self.checkpoint = pretrained
 

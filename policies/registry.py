@@ -1,6 +1,7 @@
 """Which policy to run: ``PolicySpec`` (picklable: it crosses into a policy process) and ``build``.
 
 ``build(spec, context)`` makes the policy named by ``spec.name`` in the calling thread or process
+(wrapped in ``policies.units.ConvertedPolicy`` when ``spec.io`` says its checkpoint speaks other units)
 (``harmowam_ctl.inference.PolicyRunner`` calls it inside its worker). ``context`` is what a policy
 needs from the running program that cannot be pickled: for ``scripted``, the simulated ``TaskEnv``.
 
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policies.interface import Policy
+from policies.units import ConvertedPolicy, PolicyIO
 
 
 class PolicySpec(BaseModel):
@@ -30,6 +32,9 @@ class PolicySpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="the policy's own options")
     seed: int = Field(0, description="seeds the policy's random parts (synthetic weights and phases)")
     torch_threads: int = Field(1, ge=1, le=64, description="torch.set_num_threads in the policy's worker")
+    io: PolicyIO | None = Field(None, description=(
+        "convert between radians and the checkpoint's units with the arm's calibration (policies.units.bind_units); "
+        "None: the policy speaks radians"))
 
     @field_validator("name")
     @classmethod
@@ -59,7 +64,8 @@ def _act(spec: PolicySpec, context: Any) -> Policy:
     from policies.act import ActOptions, ActPolicy
 
     o = ActOptions(**spec.options)
-    return ActPolicy(o.checkpoint, fps=o.fps, camera_map=o.camera_map, torch_threads=spec.torch_threads)
+    return ActPolicy(o.checkpoint, fps=o.fps, camera_map=o.camera_map, torch_threads=spec.torch_threads,
+                     trust_remote_code=o.trust_remote_code)
 
 
 def _harmowam(spec: PolicySpec, context: Any) -> Policy:
@@ -91,7 +97,8 @@ def build(spec: PolicySpec, context: Any = None) -> Policy:
         builder = _BUILDERS[spec.name]
     except KeyError:
         raise ValueError(f"unknown policy {spec.name!r} (policies: {', '.join(_BUILDERS)})") from None
-    return builder(spec, context)
+    policy = builder(spec, context)
+    return policy if spec.io is None else ConvertedPolicy(policy, spec.io)
 
 
 def _format(checkpoint: Path) -> Any:

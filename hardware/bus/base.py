@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
 
-from hardware.arms import ArmProfile
+from hardware.arms import ArmProfile, arms_with_models
 from hardware.errors import (
     CorruptResponseError,
     MissingMotorsError,
@@ -382,8 +382,10 @@ class ServoBus:
             if number != expected.model_number:
                 other = MODELS_BY_NUMBER.get((self.family, number))
                 what = f"{other.name} (model number {number})" if other else f"model number {number}"
+                likely = [a.name for a in arms_with_models(self.family, found) if a is not profile]
                 raise ModelMismatchError(
-                    self.describe(motor.id, profile), f"{expected.name} (model number {expected.model_number})", what
+                    self.describe(motor.id, profile), f"{expected.name} (model number {expected.model_number})", what,
+                    likely,
                 )
         return found
 

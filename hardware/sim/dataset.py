@@ -92,10 +92,12 @@ def default_max_attempts(episodes: int) -> int:
 
 def demo_features(resolution: int, video: bool = False) -> dict[str, dict]:
     """The LeRobot feature spec of a demonstration dataset (module doc)."""
-    img = {"dtype": "video" if video else "image", "shape": (resolution, resolution, 3), "names": ["height", "width", "channels"]}
+    # exactly what lerobot-record's hw_to_dataset_features gives a colour camera (merge compares features)
+    img = {"dtype": "video" if video else "image", "shape": (resolution, resolution, 3),
+           "names": ["height", "width", "channels"], "info": {"is_depth_map": False}}
     joints = {"dtype": "float32", "shape": (6,), "names": list(STATE_NAMES)}
     return {
-        **{key: dict(img) for key in IMAGE_KEYS.values()},
+        **{key: {**img, "info": dict(img["info"])} for key in IMAGE_KEYS.values()},
         "observation.state": dict(joints),
         "action": dict(joints),
         PHASE_KEY: {"dtype": "int64", "shape": (1,), "names": ["interaction"], "values": {"0": "transit", "1": "interaction"}},

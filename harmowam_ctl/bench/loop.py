@@ -49,6 +49,8 @@ class BenchLoopConfig(BaseModel):
 
     duration_s: float = Field(15.0, ge=2.0, le=600.0, description="seconds of each loop")
     policy: str = Field("synthetic", description="synthetic (predict_ms/act_ms of torch work) or a checkpoint directory")
+    trust_checkpoint_code: bool = Field(False, description=(
+        "load an ACT checkpoint whose processor files name code outside LeRobot's and this program's packages"))
     predict_ms: float = Field(15.0, gt=0, le=200)
     act_ms: float = Field(8.0, gt=0, le=200)
     policy_mode: str = Field("process", pattern="^(thread|process)$")
@@ -122,12 +124,18 @@ async def _runtime(cfg: BenchLoopConfig, out: str) -> dict[str, Any]:
 
 
 def policy_spec(cfg: BenchLoopConfig) -> Any:
-    """``synthetic`` with the configured compute times, or the checkpoint ``cfg.policy`` names."""
+    """``synthetic`` with the configured compute times, or the checkpoint ``cfg.policy`` names (an ACT
+    checkpoint's code checked: ``ActCheckpointError``, a ValueError, unless ``trust_checkpoint_code``)."""
     from policies.registry import PolicySpec, resolve_policy
 
     if cfg.policy == "synthetic":
         return PolicySpec(name="synthetic", options={"predict_ms": cfg.predict_ms, "act_ms": cfg.act_ms})
-    return resolve_policy(cfg.policy)
+    spec = resolve_policy(cfg.policy)
+    if spec.name == "act":  # its processor files may name code: refused unless trusted (policies.act)
+        from policies.act import checked_act_options
+
+        spec = spec.model_copy(update={"options": checked_act_options(spec.options, cfg.trust_checkpoint_code)})
+    return spec
 
 
 def _world_timing(rig: Any) -> dict[str, Any] | None:

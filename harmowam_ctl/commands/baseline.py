@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("baseline", help="train LeRobot's ACT on a dataset (the baseline)")
     bsub = p.add_subparsers(dest="baseline", metavar="POLICY")
     a = bsub.add_parser("act", help="LeRobot's ACT, default config, no pretrained backbone, via lerobot-train")
-    a.add_argument("--dataset", required=True, help="local LeRobot dataset directory (e.g. from harmowam sim demos)")
+    a.add_argument("--dataset", required=True, help="LeRobot dataset: its folder, or its repo id under $HF_LEROBOT_HOME")
     a.add_argument("--out", required=True, help="run directory for lerobot-train (must not exist, or be empty)")
     a.add_argument("--steps", type=int, help="training steps (default 100000, LeRobot's)")
     a.add_argument("--batch-size", type=int, help="batch size (default 8, LeRobot's)")
@@ -84,7 +84,9 @@ def _dataset_info(root: Path) -> dict[str, Any]:
     cameras = sorted(k for k in feats if k.startswith("observation.images."))
     if not cameras:
         raise ConfigError("--dataset: it has no observation.images.* camera; ACT needs at least one")
-    return {"fps": fps, "units": action.get("units"), "cameras": [c.rsplit(".", 1)[1] for c in cameras]}
+    from policies.act import dataset_units_json
+
+    return {"fps": fps, "units": dataset_units_json(info), "cameras": [c.rsplit(".", 1)[1] for c in cameras]}
 
 
 def lerobot_args(cfg: BaselineConfig, device: str) -> list[str]:
@@ -112,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "baseline", None) != "act":
         print("harmowam baseline: choose the policy to train: act", file=sys.stderr)
         return EXIT_USAGE
+    from policies.dataset_dir import DatasetNotFound, resolve_dataset
+
+    try:
+        args.dataset = str(resolve_dataset(args.dataset))
+    except DatasetNotFound as e:
+        raise ConfigError(str(e)) from None
     cfg = build(BaselineConfig, {k: getattr(args, k) for k in (
         "dataset", "out", "steps", "batch_size", "device", "num_workers", "torch_threads", "set", "json_out")})
     info = _dataset_info(cfg.dataset)
@@ -128,9 +136,9 @@ def run(args: argparse.Namespace) -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     if cfg.torch_threads:
         env.update(OMP_NUM_THREADS=str(cfg.torch_threads), MKL_NUM_THREADS=str(cfg.torch_threads))
-    if info["units"] != "rad":
-        print(f"harmowam baseline: note: the dataset's joints are in {info['units'] or 'undeclared units'}, not "
-              "radians; the policy will output those units and the runtime reads them as radians", file=sys.stderr)
+    if info["units"] is None:
+        print("harmowam baseline: note: the dataset does not say which units its joints are in (no SO/Koch robot_type); "
+              "the runtime will refuse the policy until you declare them (harmowam run --policy-units ...)", file=sys.stderr)
     t0 = time.monotonic()
     proc = subprocess.run(argv, env=env, stdout=2 if cfg.json_out else None, check=False)
     seconds = time.monotonic() - t0

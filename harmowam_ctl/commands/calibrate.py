@@ -1,5 +1,7 @@
-"""``harmowam calibrate --arm so101 --port /dev/ttyACM0 --name my_arm [--leader]``: the interactive
-calibration wizard (``calibration.wizards``) in the terminal.
+"""``harmowam calibrate --arm so101 --port /dev/ttyACM0 --calibration my_arm [--leader]``: the interactive
+calibration wizard (``calibration.wizards``) in the terminal. ``--calibration`` is the calibration name
+(LeRobot's ``--robot.id``/``--teleop.id``), as for ``run``/``teleop``/``record``; the old ``--name`` still
+works and prints a one-line hint.
 
 Homing at mid-range, ranges recorded by moving each joint, limits written to the servos' EEPROM,
 the file saved where LeRobot keeps it (``$HF_LEROBOT_CALIBRATION/robots|teleoperators/<type>/<name>.json``,
@@ -27,12 +29,24 @@ BASE_ARMS = sorted({a.removesuffix("-leader") for a in ARMS})
 WIZARD_LATENCY_S = 0.05  # a generous reply margin: the wizard is not real-time, a missed deadline is worse
 
 
+class _OldNameFlag(argparse.Action):
+    """``--name``: the old spelling of ``--calibration``; still works, with a one-line hint on stderr."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog}: --name is now --calibration; --name still works for now "
+              f"(write --calibration {values}, as for harmowam run/teleop/record)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def add_arm_options(p: argparse.ArgumentParser) -> None:
-    """--arm, --port, --name, --leader, --baud (shared with `harmowam check`)."""
+    """--arm, --port, --calibration (old name: --name), --leader, --baud (shared with `harmowam check`)."""
     p.add_argument("--arm", required=True, choices=sorted({*BASE_ARMS, *ARMS}),
                    help="arm type (add --leader for its leader arm)")
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0 (harmowam find-port)")
-    p.add_argument("--name", required=True, help="calibration name (LeRobot's robot/teleoperator id)")
+    name = p.add_mutually_exclusive_group(required=True)
+    name.add_argument("--calibration", help="calibration name (LeRobot's --robot.id / --teleop.id)")
+    name.add_argument("--name", dest="calibration", action=_OldNameFlag, help=argparse.SUPPRESS)
     p.add_argument("--leader", action="store_true", help="the arm is a leader (teleoperator) arm")
     p.add_argument("--baud", type=int, help="bus baud rate (default: the arm's, 1000000)")
 
@@ -42,7 +56,7 @@ class ArmOptions(BaseModel):
 
     arm: str
     port: str = Field(min_length=1)
-    name: str = Field(min_length=1)
+    calibration: str = Field(min_length=1)
     leader: bool = False
     baud: int | None = Field(None, gt=0)
 
@@ -73,7 +87,7 @@ def add_parser(sub: Any) -> None:
 
 
 def options(args: argparse.Namespace, model: type[ArmOptions], **extra: Any) -> ArmOptions:
-    values = {k: getattr(args, k, None) for k in ("arm", "port", "name", "leader", "baud")}
+    values = {k: getattr(args, k, None) for k in ("arm", "port", "calibration", "leader", "baud")}
     return build(model, {**values, **extra})
 
 
@@ -95,9 +109,9 @@ async def _main(opts: CalibrateOptions, profile: ArmProfile) -> int:
     role = "leader" if profile.role is Role.LEADER else "follower"
     async with open_bus(profile, opts.port, opts.baud, latency_s=WIZARD_LATENCY_S) as bus:
         try:
-            wizard = CalibrateWizard(bus, profile, opts.name)
+            wizard = CalibrateWizard(bus, profile, opts.calibration)
         except InvalidCalibrationName as e:
-            raise ConfigError(f"--name: {e}") from None
+            raise ConfigError(f"--calibration: {e}") from None
         keys = Keys()
         try:
             keys.open()
@@ -105,7 +119,7 @@ async def _main(opts: CalibrateOptions, profile: ArmProfile) -> int:
             print(f"harmowam calibrate: this command is interactive: run it in a terminal (stdin cannot be read "
                   f"key by key: {e}). Nothing was changed on the arm.", file=sys.stderr)
             return EXIT_FAILURE
-        screen.say(f"Calibrating the {profile.name} {role} on {opts.port} as '{opts.name}' "
+        screen.say(f"Calibrating the {profile.name} {role} on {opts.port} as '{opts.calibration}' "
                    f"({wizard.path}). Torque goes OFF now: support the arm.")
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()

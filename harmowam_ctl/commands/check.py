@@ -1,4 +1,4 @@
-"""``harmowam check --arm so101 --port /dev/ttyACM0 --name my_arm [--leader] [--json]``: is the arm
+"""``harmowam check --arm so101 --port /dev/ttyACM0 --calibration my_arm [--leader] [--json]``: is the arm
 ready? Every motor answers with its model, firmware agrees, voltage and temperature are within the
 servos' own limits, and the servos hold the calibration file's homing offsets, limits and drive modes.
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     opts = options(args, ArmOptions)
     profile = opts.profile()
     try:
-        cal = load_calibration(profile, opts.name)
+        cal = load_calibration(profile, opts.calibration)
     except CalibrationError as e:
         _report_error(args.json, f"{e}")
         return EXIT_FAILURE
@@ -75,7 +75,7 @@ async def _inspect(opts: ArmOptions, profile, cal) -> dict[str, Any]:
         if key not in seen:
             seen.add(key)
             merged.append(f.as_dict())
-    return {"arm": profile.name, "port": opts.port, "name": opts.name, "servos": rows, "findings": merged}
+    return {"arm": profile.name, "port": opts.port, "name": opts.calibration, "servos": rows, "findings": merged}
 
 
 def format_report(report: dict[str, Any]) -> str:

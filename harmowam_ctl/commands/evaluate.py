@@ -5,7 +5,9 @@
 
 ``--policy`` takes what ``harmowam run`` takes: a ``harmowam train`` output, an ACT checkpoint from
 ``lerobot-train`` / ``harmowam baseline act``, ``synthetic``, or ``scripted`` (the task's scripted expert
-through the same loop, re-planning every step: the reference). ``--variations``: the scene variations to
+through the same loop, re-planning every step: the reference). An ACT checkpoint whose processor files
+name code outside LeRobot's and this program's packages is refused unless ``--trust-checkpoint-code``
+(``policies.act.check_processor_code``). ``--variations``: the scene variations to
 evaluate, each with ``--episodes`` seeds from ``--start-seed`` (default 1000: the demonstrations use seeds
 from 0, so the scenes are held out). ``--set KEY=VALUE`` passes an inference override to a HarmoWAM
 checkpoint (``--set routing=average`` for the ablations). Each episode's line goes to stderr as it ends; the
@@ -43,6 +45,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--replan-every", type=int, default=6, help="chunk steps executed between policy calls (default 6)")
     p.add_argument("--seed", type=int, default=0, help="the policy's random seed (default 0)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="HarmoWAM inference override (repeat)")
+    p.add_argument("--trust-checkpoint-code", action="store_true",
+                   help="load an ACT checkpoint whose processor files name code outside LeRobot's and this "
+                   "program's packages (that code runs: only for checkpoints from a source you trust)")
+    p.add_argument("--policy-units", choices=["rad", "lerobot", "lerobot-degrees", "lerobot-range"],
+                   help="the joints' units of a checkpoint that does not record them (refused if it says otherwise)")
     p.add_argument("--out", help="also write the result, with every episode, to this JSON file")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=run)
@@ -72,6 +79,16 @@ def format_text(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def sim_io(name: str, options: dict[str, Any], declared: str | None) -> Any:
+    """The policy's units conversion on the simulated SO-101 (its calibration: tick 2048 = angle 0); a
+    ValueError (``UnitsError``) naming the fix when its units are unknown or do not fit."""
+    from calibration import ArmCalibration
+    from hardware.arms import SO101
+    from policies.units import bind_units
+
+    return bind_units(name, options, SO101, ArmCalibration.simulated(SO101), declared)
+
+
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from pydantic import ValidationError
@@ -85,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
                          start_seed=args.start_seed, replan_every=args.replan_every)
         spec = resolve_policy(args.policy)
         opts = {**spec.options, **_overrides(args.set)}
+        if spec.name == "act":  # its processor files may name code: refused here unless trusted
+            from policies.act import checked_act_options
+
+            opts = checked_act_options(opts, args.trust_checkpoint_code)
         import torch
 
         torch.set_num_threads(1)
@@ -94,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             policy: Any = ScriptedPolicy
             cfg = cfg.model_copy(update={"replan_every": 1})
         else:
-            policy = build(PolicySpec(name=spec.name, options=opts, seed=args.seed))
+            policy = build(PolicySpec(name=spec.name, options=opts, seed=args.seed, io=sim_io(spec.name, opts, args.policy_units)))
         checked_task(cfg)
     except ValidationError as e:
         print(f"{PROG}: {explain(e)}", file=sys.stderr)

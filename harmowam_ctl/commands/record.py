@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from calibration import CalibrationError
-from harmowam_ctl.commands.run import _common, _flags
+from harmowam_ctl.commands.run import _common, _flags, add_policy_units
 from harmowam_ctl.config import ConfigError, build
 from harmowam_ctl.inference import PolicyError
 
@@ -25,10 +25,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--policy", help="a policy drives and the human takes over (DAgger-style): scripted (with --sim), "
                    "synthetic or a checkpoint; without it the leader arm drives")
     p.add_argument("--policy-mode", choices=["auto", "thread", "process"], help="where inference runs (default auto)")
+    add_policy_units(p)
     p.add_argument("--episodes", type=int, help="episodes to save (default 1)")
     p.add_argument("--episode-s", type=float, help="seconds per episode (default 30)")
     p.add_argument("--reset-s", type=float, help="seconds between episodes to reset the scene (default 10; not with --sim)")
     p.add_argument("--fps", type=int, help="frames per second (default 30)")
+    p.add_argument("--images", dest="video", action="store_false", default=None,
+                   help="store cameras as PNG images instead of AV1 videos (lerobot-record's default, and ours)")
     p.add_argument("--task-text", help="the LeRobot task string (default: the simulated task's instruction)")
     p.add_argument("--repo-id", help="dataset id (default local/<--out's name>)")
     p.add_argument("--resume", action="store_true", default=None, help="append episodes to the dataset in --out")
@@ -56,7 +59,7 @@ def configs(args: argparse.Namespace) -> tuple[Any, Any]:
         cfg = cfg.model_copy(update={"policy": spec.name, "policy_options": {**spec.options, **cfg.policy_options}})
     rec = build(RecordConfig, {
         "out": args.out, "repo_id": args.repo_id, "episodes": args.episodes, "episode_s": args.episode_s,
-        "reset_s": args.reset_s, "fps": args.fps, "task_text": args.task_text, "resume": args.resume,
+        "reset_s": args.reset_s, "fps": args.fps, "video": args.video, "task_text": args.task_text, "resume": args.resume,
         "overwrite": args.overwrite,
     })
     return cfg, rec

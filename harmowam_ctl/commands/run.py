@@ -45,11 +45,21 @@ def _common(p: argparse.ArgumentParser, out_help: str = "folder for summary.json
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
 
+def add_policy_units(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy-units", choices=["rad", "lerobot", "lerobot-degrees", "lerobot-range"],
+                   help="the joints' units of a checkpoint that does not record them (lerobot: LeRobot's default for "
+                   "the arm, SO degrees / Koch -100..100, gripper 0..100); refused if the checkpoint says otherwise")
+
+
 def add_parsers(sub: Any) -> None:
     run = sub.add_parser("run", help="drive the arm from a policy (safety filter, watchdogs, teleop override)")
     _common(run)
     run.add_argument("--policy", help="scripted (with --sim), synthetic, or a checkpoint (issue 5)")
     run.add_argument("--policy-mode", choices=["auto", "thread", "process"], help="where inference runs (default auto)")
+    add_policy_units(run)
+    run.add_argument("--trust-checkpoint-code", action="store_true",
+                     help="load an ACT checkpoint whose processor files name code outside LeRobot's and this "
+                     "program's packages (that code runs: only for checkpoints from a source you trust)")
     tel = sub.add_parser("teleop", help="drive the follower from a leader arm (same runtime, same safety)")
     _common(tel)
 
@@ -58,7 +68,7 @@ def _flags(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], list
     flags: dict[str, Any] = {
         k: getattr(args, k, None)
         for k in ("arm", "port", "calibration", "sim", "task", "seed", "duration_s", "rate_hz", "leader_arm",
-                  "leader_port", "leader_calibration", "leader_sim", "keyboard", "status", "realtime", "policy", "policy_mode")
+                  "leader_port", "leader_calibration", "leader_sim", "keyboard", "status", "realtime", "policy", "policy_mode", "policy_units")
     }
     sets = list(args.set)
     if args.camera:
@@ -96,9 +106,14 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             spec = resolve_policy(cfg.policy)
+            options = {**spec.options, **cfg.policy_options}
+            if spec.name == "act":  # checkpoint code is refused here, before any device is opened
+                from policies.act import checked_act_options
+
+                options = checked_act_options(options, args.trust_checkpoint_code)
         except ValueError as e:
             raise ConfigError(f"--policy: {e}") from None
-        cfg = cfg.model_copy(update={"policy": spec.name, "policy_options": {**spec.options, **cfg.policy_options}})
+        cfg = cfg.model_copy(update={"policy": spec.name, "policy_options": options})
     if cfg.keyboard and sys.stdin.isatty():
         print(f"keys: {KEY_HELP}", file=sys.stderr)
 

@@ -45,7 +45,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="train the HarmoWAM policy on a local LeRobot dataset",
         description="Train HarmoWAM (stage 1 world model, stage 2 experts + gate, optional end-to-end) on a local LeRobot dataset.",
     )
-    p.add_argument("--dataset", required=True, help="LeRobot dataset directory (holds meta/ and data/)")
+    p.add_argument("--dataset", required=True, help="LeRobot dataset: its folder, or its repo id under $HF_LEROBOT_HOME")
+    p.add_argument("--dataset-units", help="the joints' units when the dataset cannot say: rad, lerobot, lerobot-degrees, lerobot-range")
     p.add_argument("--out", required=True, help="output directory; the policy ends up in OUT/final")
     p.add_argument("--config", help="YAML/JSON training config (TrainConfig fields; model: and data: sections)")
     p.add_argument("--steps", type=int, help="total steps, split over the stages in the config's proportions")
@@ -146,11 +147,20 @@ def format_summary(s: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cfg, given = build_config(args)
+    from policies.dataset_dir import DatasetNotFound, resolve_dataset
     from policies.harmowam.data import DatasetError
     from policies.harmowam.train import TrainError, train
 
+    if getattr(args, "dataset_units", None):
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"units": args.dataset_units})})
+        given = True
     try:
-        summary = train(args.dataset, args.out, cfg if (given or not args.resume) else None,
+        dataset = resolve_dataset(args.dataset)
+    except DatasetNotFound as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        summary = train(dataset, args.out, cfg if (given or not args.resume) else None,
                         resume=args.resume, overwrite=args.overwrite, progress=args.progress)
     except (DatasetError, TrainError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)

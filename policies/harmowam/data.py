@@ -36,12 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
 from policies.harmowam.encoder import resize_frames
 from policies.harmowam.labels import LabelConfig, episode_labels, thresholds, window_frames
+
+log = structlog.get_logger(__name__)
 
 
 class DatasetError(ValueError):
@@ -57,6 +60,9 @@ class DataConfig(BaseModel):
     state_key: str = "observation.state"
     action_key: str = "action"
     phase_key: str = "phase"
+    units: str | None = Field(None, description=(
+        "the joints' units when the dataset cannot say (calibration.units shorthands: rad, lerobot, "
+        "lerobot-degrees, lerobot-range); default: from the dataset (robot_type and feature names)"))
     labels: LabelConfig = Field(default_factory=LabelConfig)
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     val_episodes: list[int] | None = Field(None, description="explicit validation episodes (overrides val_fraction)")
@@ -75,7 +81,7 @@ class Frames:
     bounds: list[tuple[int, int]]
     episode_ids: list[int]
     fps: float
-    units: str | None
+    units: dict[str, Any] | None  # calibration.units.JointUnits.as_json() of state and action; None: unknown
     phase_source: str
     keys: dict[str, str]
     load_s: float = 0.0
@@ -207,8 +213,39 @@ def load_frames(root: str | Path, model_cfg: Any, data_cfg: DataConfig | None = 
             images[name] = _decode_images(col, size)
 
     phase, source = _phases(table, has_phase, data_cfg, action, state, bounds, float(info.get("fps", 30)), root)
-    units = feats[data_cfg.action_key].get("units")
+    units = frame_units(info, data_cfg, root)
     return Frames(images, state, action, phase, bounds, episode_ids, float(info.get("fps", 30)), units, source, keys, time.perf_counter() - t0)
+
+
+def frame_units(info: dict[str, Any], data_cfg: DataConfig, root: Path) -> dict[str, Any] | None:
+    """The units of the dataset's state and action (``calibration.units``) as JSON, ``None`` when they cannot
+    be told (a warning says how to declare them). State and action in different units: ``DatasetError``."""
+    from calibration.units import UnitsError, dataset_units, parse_units
+
+    try:
+        got = {}
+        for key in (data_cfg.state_key, data_cfg.action_key):
+            if data_cfg.units is not None:
+                names = dataset_units_names(info, key)
+                got[key] = parse_units(data_cfg.units, robot_type=info.get("robot_type"), names=names)
+            else:
+                got[key] = dataset_units(info, key)
+    except UnitsError as e:
+        log.warning("dataset units unknown", dataset=str(root), why=str(e),
+                    fix="set data.units (rad, lerobot, ...) or declare them when running with --policy-units")
+        return None
+    state, action = got[data_cfg.state_key], got[data_cfg.action_key]
+    if state != action:
+        raise DatasetError(f"--dataset {root}: {data_cfg.state_key} is in {state.describe()} but {data_cfg.action_key} in "
+                           f"{action.describe()}; the policy needs both in one convention")
+    return action.as_json()
+
+
+def dataset_units_names(info: dict[str, Any], key: str) -> tuple[str, ...]:
+    from calibration.units import FEATURE_NAMES
+
+    names = ((info.get("features") or {}).get(key) or {}).get("names")
+    return tuple(names) if isinstance(names, list) and names else FEATURE_NAMES
 
 
 def _phases(table: dict, has_phase: bool, data_cfg: DataConfig, action: np.ndarray, state: np.ndarray,

@@ -348,10 +348,9 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig | None = None, 
         "camera_keys": frames.keys, "phase_source": frames.phase_source, "fps": frames.fps,
         "train_episodes": train_ds.episodes, "val_episodes": val_ds.episodes if val_ds else [],
     }
-    if frames.units != "rad":
-        meta["units_note"] = (f"trained on {frames.units or 'unknown'} units: the policy outputs them as they are; the runtime "
-                              "expects radians")
-        log.warning("dataset units are not radians", units=frames.units)
+    if frames.units is None:
+        meta["units_note"] = ("the dataset's units are unknown: the runtime refuses this policy until they are declared "
+                              "(harmowam run --policy-units ...)")
     start, state_doc, state_t, ck = 0, None, None, None
     if mode == "resume":
         cks = checkpoints(out)

@@ -53,7 +53,7 @@ def finish(child: pexpect.spawn) -> int:
                          ids=["so101", "koch-leader"])
 def test_interactive_calibration_end_to_end(profile: ArmProfile, args: list[str], tmp_path: Path) -> None:
     with Emulator(profile) as emu:
-        child = spawn(["calibrate", *args, "--port", emu.port, "--name", "bench", "--rate", "50"], tmp_path)
+        child = spawn(["calibrate", *args, "--port", emu.port, "--calibration", "bench", "--rate", "50"], tmp_path)
         child.expect("Torque goes OFF now")
         child.expect("step 1/6: homing at mid-range")
         child.expect("Move every joint to the MIDDLE")
@@ -93,7 +93,7 @@ def test_cancel_from_the_terminal(how: str, at: str, tmp_path: Path) -> None:
         for s in emu.servos:
             s.set("Torque_Enable", 1)
         before = eeprom(emu)
-        child = spawn(["calibrate", "--arm", "so101", "--port", emu.port, "--name", "bench", "--rate", "50"], tmp_path)
+        child = spawn(["calibrate", "--arm", "so101", "--port", emu.port, "--calibration", "bench", "--rate", "50"], tmp_path)
         child.expect("Move every joint to the MIDDLE")
         if at in ("ranges", "review"):
             child.send("\r")
@@ -114,14 +114,14 @@ def test_cancel_from_the_terminal(how: str, at: str, tmp_path: Path) -> None:
 
 def test_bad_name_and_wrong_port(tmp_path: Path) -> None:
     with Emulator(SO101) as emu:
-        child = spawn(["calibrate", "--arm", "so101", "--port", emu.port, "--name", "../x"], tmp_path)
-        child.expect("--name")
+        child = spawn(["calibrate", "--arm", "so101", "--port", emu.port, "--calibration", "../x"], tmp_path)
+        child.expect("--calibration")
         child.expect("cannot be used as a file name")
         assert finish(child) == 2
-    child = spawn(["calibrate", "--arm", "so101", "--port", "/dev/harmowam-nope", "--name", "a"], tmp_path)
+    child = spawn(["calibrate", "--arm", "so101", "--port", "/dev/harmowam-nope", "--calibration", "a"], tmp_path)
     child.expect("does not exist")
     assert finish(child) == 1
-    child = spawn(["calibrate", "--arm", "so101", "--leader", "--port", "/dev/null", "--name", "a", "--rate", "0"], tmp_path)
+    child = spawn(["calibrate", "--arm", "so101", "--leader", "--port", "/dev/null", "--calibration", "a", "--rate", "0"], tmp_path)
     child.expect("--rate")
     assert finish(child) == 2
     assert not calibration_path(SO101, "a", tmp_path).exists()
@@ -129,6 +129,6 @@ def test_bad_name_and_wrong_port(tmp_path: Path) -> None:
 
 def test_missing_motor_is_named(tmp_path: Path) -> None:
     with Emulator(SO101, faults="dead=3") as emu:
-        child = spawn(["calibrate", "--arm", "so101", "--port", emu.port, "--name", "bench"], tmp_path)
+        child = spawn(["calibrate", "--arm", "so101", "--port", emu.port, "--calibration", "bench"], tmp_path)
         child.expect("elbow_flex")
         assert finish(child) == 1

@@ -37,7 +37,7 @@ def test_all_well(root: Path, capsys: pytest.CaptureFixture) -> None:
     save_calibration(cal, SO101, "arm", root)
     with Emulator(SO101) as emu:
         hold(emu, cal)
-        code, out, err = check(capsys, "--arm", "so101", "--port", emu.port, "--name", "arm")
+        code, out, err = check(capsys, "--arm", "so101", "--port", emu.port, "--calibration", "arm")
     assert code == 0, err
     assert "OK: every servo answers and holds this calibration" in out
     assert "shoulder_pan" in out and "sts3215" in out and "12.0" in out
@@ -52,7 +52,7 @@ def test_mismatch_names_joint_field_and_values(root: Path, capsys, joint: str, f
     save_calibration(cal, SO101, "arm", root)
     with Emulator(SO101) as emu:
         hold(emu, sample_cal(SO101, **{joint: {field: value}}))
-        code, out, err = check(capsys, "--arm", "so101", "--port", emu.port, "--name", "arm")
+        code, out, err = check(capsys, "--arm", "so101", "--port", emu.port, "--calibration", "arm")
     assert code == 1
     expected = getattr(cal[joint], field)
     assert f"{joint}: {field} should be {expected}, the servo has {value}" in err
@@ -65,7 +65,7 @@ def test_leader_drive_mode_mismatch_and_json(root: Path, capsys) -> None:
     save_calibration(cal, KOCH_LEADER, "lead", root)
     with Emulator(KOCH_LEADER) as emu:
         hold(emu, sample_cal(KOCH_LEADER, elbow_flex={"drive_mode": 0}))
-        code, out, err = check(capsys, "--arm", "koch", "--leader", "--port", emu.port, "--name", "lead", "--json")
+        code, out, err = check(capsys, "--arm", "koch", "--leader", "--port", emu.port, "--calibration", "lead", "--json")
     assert code == 1
     report = json.loads(out)
     assert report["ok"] is False and report["arm"] == "koch-leader"
@@ -81,7 +81,7 @@ def test_missing_motor_and_health(root: Path, capsys) -> None:
     with Emulator(SO101, faults="dead=6,voltage=1") as emu:
         hold(emu, cal)
         emu.servos[2].set("Max_Temperature_Limit", 38)  # 30 C: a warning only
-        code, out, err = check(capsys, "--arm", "so101", "--port", emu.port, "--name", "arm")
+        code, out, err = check(capsys, "--arm", "so101", "--port", emu.port, "--calibration", "arm")
     assert code == 1
     assert "PROBLEM: gripper: id should be 6, the servo has no reply" in out
     assert "PROBLEM: shoulder_pan: voltage should be" in out
@@ -95,12 +95,12 @@ def test_warnings_alone_pass(root: Path, capsys) -> None:
     with Emulator(SO101) as emu:
         hold(emu, cal)
         emu.servos[2].set("Max_Temperature_Limit", 38)
-        code, out, err = check(capsys, "--arm", "so101", "--port", emu.port, "--name", "arm")
+        code, out, err = check(capsys, "--arm", "so101", "--port", emu.port, "--calibration", "arm")
     assert code == 0 and "warning: elbow_flex: temperature" in out and "OK:" in out
 
 
 @pytest.mark.parametrize(("content", "says"), [
-    (None, ["no calibration 'arm' for a so101", "harmowam calibrate --arm so101 --port <PORT> --name arm"]),
+    (None, ["no calibration 'arm' for a so101", "harmowam calibrate --arm so101 --port <PORT> --calibration arm"]),
     (b"", ["the file is empty", "Recalibrate"]),
     ("cut", ["the file was cut off", "restore a backup"]),
     (b"{not json", ["not valid JSON", "Recalibrate"]),
@@ -123,7 +123,7 @@ def test_bad_calibration_files(root: Path, capsys, content, says: list[str]) -> 
         content = json.dumps(doc).encode()
     if content is not None:
         path.write_bytes(content)
-    code, out, err = check(capsys, "--arm", "so101", "--port", "/dev/harmowam-not-opened", "--name", "arm")
+    code, out, err = check(capsys, "--arm", "so101", "--port", "/dev/harmowam-not-opened", "--calibration", "arm")
     assert code == 1
     for text in says:
         assert text in err
@@ -133,9 +133,9 @@ def test_bad_calibration_files(root: Path, capsys, content, says: list[str]) -> 
 
 def test_bad_options_and_port(root: Path, capsys) -> None:
     save_calibration(sample_cal(SO101), SO101, "arm", root)
-    code, _, err = check(capsys, "--arm", "so101", "--port", "/dev/harmowam-nope", "--name", "arm")
+    code, _, err = check(capsys, "--arm", "so101", "--port", "/dev/harmowam-nope", "--calibration", "arm")
     assert code == 1 and "does not exist" in err
-    code, _, err = check(capsys, "--arm", "so101", "--port", "/dev/x", "--name", "arm", "--baud", "-5")
+    code, _, err = check(capsys, "--arm", "so101", "--port", "/dev/x", "--calibration", "arm", "--baud", "-5")
     assert code == 2 and "--baud" in err
 
 
@@ -146,7 +146,20 @@ def test_exit_code_of_the_real_program(root: Path) -> None:
     with Emulator(SO101) as emu:
         hold(emu, sample_cal(SO101, shoulder_lift={"range_max": 3000}))
         exe = str(Path(sys.executable).parent / "harmowam")
-        proc = subprocess.run([exe, "check", "--arm", "so101", "--port", emu.port, "--name", "arm"],
+        proc = subprocess.run([exe, "check", "--arm", "so101", "--port", emu.port, "--calibration", "arm"],
                               capture_output=True, text=True, env={**os.environ}, timeout=60)
     assert proc.returncode == 1
     assert "shoulder_lift: range_max should be 3200, the servo has 3000" in proc.stderr
+
+
+def test_old_name_flag_still_works_and_says_its_new_name(root: Path, capsys) -> None:
+    cal = sample_cal(SO101)
+    save_calibration(cal, SO101, "arm", root)
+    with Emulator(SO101) as emu:
+        hold(emu, cal)
+        code, out, err = check(capsys, "--arm", "so101", "--port", emu.port, "--name", "arm")
+    assert code == 0, err
+    assert "OK: every servo answers" in out and str(calibration_path(SO101, "arm", root)) in out
+    hint = [line for line in err.splitlines() if "--name" in line]
+    assert hint == ["harmowam check: --name is now --calibration; --name still works for now "
+                    "(write --calibration arm, as for harmowam run/teleop/record)"]

@@ -135,7 +135,7 @@ def test_not_found_lists_paths_and_the_command(tmp_path: Path) -> None:
     assert len(ei.value.tried) == 2
     for p in ei.value.tried:
         assert str(p) in msg
-    assert "harmowam calibrate --arm so101-leader --port" in msg and "--name leader1" in msg
+    assert "harmowam calibrate --arm so101-leader --port" in msg and "--calibration leader1" in msg
     assert isinstance(ei.value, FileNotFoundError) and isinstance(ei.value, CalibrationError)
     with pytest.raises(CalibrationNotFound, match="does not exist"):
         read_calibration_file(tmp_path / "nope.json", SO101)
@@ -268,9 +268,11 @@ def test_out_of_range_values(field: str, value: int, match: str, cal: ArmCalibra
 def test_homing_offset_limit_depends_on_the_servo_family(cal: ArmCalibration, tmp_path: Path) -> None:
     doc = _doc(cal)
     doc["elbow_flex"]["homing_offset"] = -40000
+    koch_doc = json.loads(json.dumps(doc))
+    koch_doc["shoulder_pan"].update(range_min=0, range_max=4095)  # a Koch's full-turn joint, as LeRobot writes it
     p = tmp_path / "robots/koch_follower/k.json"
     p.parent.mkdir(parents=True)
-    p.write_text(json.dumps(doc))
+    p.write_text(json.dumps(koch_doc))
     assert read_calibration_file(p, KOCH)["elbow_flex"].homing_offset == -40000
     _expect(_write(tmp_path, json.dumps(doc)), ValueOutOfRange, "outside -2047..2047")
 

@@ -34,8 +34,9 @@ from hardware.arms import JOINT_NAMES, KOCH, KOCH_LEADER, SO101, SO101_LEADER
 NO_PORT = "/dev/harmowam-no-such-port"  # LeRobot's constructors do not open it
 
 
-def _lerobot_cal(drive_modes: dict[str, int] | None = None) -> dict[str, MotorCalibration]:
-    ranges = [(812, 3301), (900, 3200), (880, 3105), (860, 3210), (0, 4095), (2020, 3450)]
+def _lerobot_cal(drive_modes: dict[str, int] | None = None, koch: bool = False) -> dict[str, MotorCalibration]:
+    """As LeRobot's calibrate() leaves it: full-turn joints 0..4095 (wrist_roll; on a Koch shoulder_pan too)."""
+    ranges = [(0, 4095) if koch else (812, 3301), (900, 3200), (880, 3105), (860, 3210), (0, 4095), (2020, 3450)]
     offsets = [-1234, 500, 12, -7, 60, 1400]
     dm = drive_modes or {}
     return {
@@ -64,7 +65,7 @@ def test_lerobot_writes_we_read(robot_cls, config_cls, profile, folder: str, tmp
     calib_dir = tmp_path / folder  # what LeRobot derives from HF_LEROBOT_CALIBRATION / <robots|teleoperators> / name
     assert robot_cls.name == profile.lerobot_type
     dev = robot_cls(config_cls(port=NO_PORT, id="lab_arm", calibration_dir=calib_dir))
-    dev.calibration = _lerobot_cal({"elbow_flex": 1} if profile is KOCH_LEADER else None)
+    dev.calibration = _lerobot_cal({"elbow_flex": 1} if profile is KOCH_LEADER else None, koch=profile.name.startswith("koch"))
     dev._save_calibration()
     ours = load_calibration(profile, "lab_arm", root=tmp_path)
     assert ours.source == calib_dir / "lab_arm.json"

@@ -23,11 +23,13 @@ OFFSETS = [-1234, 500, 12, -7, 60, 1400]
 
 
 def sample_cal(profile: ArmProfile, **changes: dict[str, int]) -> ArmCalibration:
-    """A calibration like a real one; ``changes``: joint -> fields to override."""
+    """A calibration like a real one (full-turn joints 0..4095, as LeRobot writes them: wrist_roll, and
+    shoulder_pan on a Koch); ``changes``: joint -> fields to override."""
     joints = {}
     for i, m in enumerate(profile.motors):
+        lo, hi = (0, 4095) if m.full_turn else RANGES[i]
         fields = {"id": m.id, "drive_mode": m.drive_mode if profile.family is Family.DYNAMIXEL else 0,
-                  "homing_offset": OFFSETS[i], "range_min": RANGES[i][0], "range_max": RANGES[i][1]}
+                  "homing_offset": OFFSETS[i], "range_min": lo, "range_max": hi}
         fields.update(changes.get(m.joint, {}))
         joints[m.joint] = JointCalibration(**fields, joint=m.joint)
     return ArmCalibration(joints)

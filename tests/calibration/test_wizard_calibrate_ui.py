@@ -169,7 +169,7 @@ def test_program_with_input_from_a_pipe(tmp_path: Path) -> None:
     """No terminal: no redraws, one block per state; end of input cancels (exit 130)."""
     with Emulator(SO101) as emu:
         exe = str(Path(sys.executable).parent / "harmowam")
-        proc = subprocess.run([exe, "calibrate", "--arm", "so101", "--port", emu.port, "--name", "p"], input="\n",
+        proc = subprocess.run([exe, "calibrate", "--arm", "so101", "--port", emu.port, "--calibration", "p"], input="\n",
                               capture_output=True, text=True, timeout=60,
                               env={**os.environ, "HF_LEROBOT_CALIBRATION": str(tmp_path)})
     assert proc.returncode == 130, proc.stderr
@@ -185,7 +185,7 @@ def test_program_without_any_input(tmp_path: Path) -> None:
         for s in emu.servos:
             s.set("Torque_Enable", 1)
         exe = str(Path(sys.executable).parent / "harmowam")
-        proc = subprocess.run([exe, "calibrate", "--arm", "so101", "--port", emu.port, "--name", "p"],
+        proc = subprocess.run([exe, "calibrate", "--arm", "so101", "--port", emu.port, "--calibration", "p"],
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
                               env={**os.environ, "HF_LEROBOT_CALIBRATION": str(tmp_path)})
         assert proc.returncode == 1

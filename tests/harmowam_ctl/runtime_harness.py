@@ -256,6 +256,7 @@ class Rig:
             safe_stop=cfg.safe_stop, runner=self.runner, cameras=self.cams, teleop=self.teleop, keyboard=self.kb,
             status=None, task="test task", rate_hz=cfg.rate_hz,
             lookahead_s=cfg.lookahead_s, duration_s=cfg.duration_s, lag_monitor=lag, on_tick=self._on_tick,
+            plausibility=cfg.plausibility,
         )
         self.rt = Runtime(parts)
 

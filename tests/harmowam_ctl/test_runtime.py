@@ -119,7 +119,9 @@ async def test_wild_policy_is_kept_within_limits_and_velocity(tmp_path: Any) -> 
     def wild(obs: Observation, runner: FakeRunner) -> np.ndarray:
         return rng.uniform(-4.0, 4.0, size=(runner.horizon, 6))  # far outside every joint's limits
 
-    rig = rig_with(tmp_path, duration_s=2.0)
+    # the chunk plausibility check would refuse these chunks before the buffer (test_runtime_plausibility):
+    # off here, explicitly, to test the safety filter as the last line of defence
+    rig = rig_with(tmp_path, duration_s=2.0, overrides={"plausibility": {"enabled": False}})
     rig.runner.plan = wild
     async with rig:
         await rig.run()

@@ -82,7 +82,7 @@ def test_baseline_act_runs_lerobot_train_and_records_the_dataset(trained, datase
     train_cfg = json.loads((pretrained / "train_config.json").read_text())
     assert train_cfg["steps"] == 2 and Path(train_cfg["dataset"]["root"]) == dataset.resolve()
     note = json.loads((out / "harmowam_baseline.json").read_text())
-    assert note["fps"] == 30.0 and note["units"] == "rad" and note["cameras"] == ["front", "wrist"]
+    assert note["fps"] == 30.0 and note["units"]["kinds"] == ["rad"] * 6 and note["cameras"] == ["front", "wrist"]
     assert "--policy.dim_model=64" in note["lerobot_args"] and note["device"] == "cpu"
 
 
@@ -151,7 +151,7 @@ def test_every_form_of_the_checkpoint_path_finds_the_same_model(trained):
 def test_act_chunk_is_stamped_sized_and_deterministic(policy):
     assert isinstance(policy, Policy) and policy.name == "act"
     assert policy.cameras == ("front", "wrist") and policy.state_dim == 6 and policy.horizon == 12
-    assert policy.fps == 30.0 and policy.dt == pytest.approx(1 / 30) and policy.units == "rad"
+    assert policy.fps == 30.0 and policy.dt == pytest.approx(1 / 30) and policy.units["kinds"] == ["rad"] * 6
     obs = _obs(t=123.25)
     pred = policy.predict(obs)
     assert pred.t_obs == obs.t and pred.latent is None
@@ -257,14 +257,14 @@ def test_fps_comes_from_option_note_or_dataset(tmp_path, trained):
     d = _copy(trained, tmp_path)  # no baseline note next to it: the dataset's info.json is read
     fake = tmp_path / "ds15"
     (fake / "meta").mkdir(parents=True)
-    (fake / "meta" / "info.json").write_text(json.dumps({"fps": 15, "features": {"action": {"units": "deg"}}}))
+    names = [f"{j}.pos" for j in ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")]
+    (fake / "meta" / "info.json").write_text(json.dumps({"fps": 15, "robot_type": "so_follower", "features": {
+        "action": {"dtype": "float32", "shape": [6], "names": names}}}))  # a LeRobot SO recording: degrees
     tc = json.loads((d / "train_config.json").read_text())
     tc["dataset"]["root"] = str(fake)
     (d / "train_config.json").write_text(json.dumps(tc))
-    with capture_logs() as logs:
-        p = ActPolicy(d)
-    assert p.fps == 15 and p.units == "deg"
-    assert any(e["event"] == "act_units_not_radians" and e["units"] == "deg" for e in logs)
+    p = ActPolicy(d)
+    assert p.fps == 15 and p.units["kinds"] == ["deg"] * 5 + ["range_0_100"]  # the runtime converts (policies.units)
     assert ActPolicy(d, fps=50).dt == pytest.approx(0.02)
     shutil.rmtree(fake)
     with capture_logs() as logs:

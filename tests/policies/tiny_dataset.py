@@ -105,8 +105,11 @@ def render(camera: str, state: np.ndarray, size: int, episode: int = 0) -> np.nd
     return img
 
 
-def tiny_features(cameras: tuple[str, ...], size: int, with_phase: bool, video: bool = False) -> dict[str, dict]:
-    joints = {"dtype": "float32", "shape": (6,), "names": list(STATE_NAMES), "units": "rad"}
+def tiny_features(cameras: tuple[str, ...], size: int, with_phase: bool, video: bool = False,
+                  units: str = "rad") -> dict[str, dict]:
+    joints = {"dtype": "float32", "shape": (6,), "names": list(STATE_NAMES)}
+    if units == "rad":
+        joints["units"] = "rad"  # as harmowam's datasets before LeRobot units; "lerobot": no key, as lerobot-record
     kind = "video" if video else "image"
     feats: dict[str, dict] = {
         f"observation.images.{c}": {"dtype": kind, "shape": (size, size, 3), "names": ["height", "width", "channels"]}
@@ -129,11 +132,15 @@ def make_tiny_dataset(
     fps: int = 30,
     phase_window: int = 3,
     video: bool = False,
+    units: str = "rad",
 ) -> Path:
     """Write a small LeRobotDataset at ``root`` (which must not exist yet, or be empty) and return it.
 
     Reload it with ``LeRobotDataset("local/tiny", root=root)``. See the module doc for its content.
-    ``video``: store the cameras as AV1 videos (LeRobot's encoder; lossy, ~1 s more) instead of PNG."""
+    ``video``: store the cameras as AV1 videos (LeRobot's encoder; lossy, ~1 s more) instead of PNG.
+    ``units``: ``rad`` (the joints as they are, marked ``"units": "rad"``) or ``lerobot`` (the same motion in
+    LeRobot's SO-101 units, degrees and gripper 0..100, converted with the simulated arm's calibration;
+    ``robot_type`` ``so_follower``; the images are rendered from the radians either way)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = Path(root)
@@ -143,18 +150,23 @@ def make_tiny_dataset(
         repo_id="local/tiny",
         root=root,
         fps=fps,
-        features=tiny_features(tuple(cameras), size, with_phase, video),
-        robot_type="so101_follower",
+        features=tiny_features(tuple(cameras), size, with_phase, video, units),
+        robot_type="so101_follower" if units == "rad" else "so_follower",
         use_videos=video,
         video_backend="pyav",
     )
     phase = expected_phase(frames, phase_window)
+    conv = None
+    if units == "lerobot":
+        from hardware.sim.dataset import sim_units
+
+        conv = sim_units()
     for e in range(episodes):
         state, action = episode_arrays(e, frames)
         for i in range(frames):
             frame = {f"observation.images.{c}": render(c, state[i], size, e) for c in cameras}
-            frame["observation.state"] = state[i]
-            frame["action"] = action[i]
+            frame["observation.state"] = state[i] if conv is None else conv.to_units(state[i]).astype(np.float32)
+            frame["action"] = action[i] if conv is None else conv.to_units(action[i]).astype(np.float32)
             if with_phase:
                 frame["phase"] = phase[i : i + 1]
             frame["task"] = "Move the square."

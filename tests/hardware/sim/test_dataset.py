@@ -219,7 +219,8 @@ def test_bad_requests_fail_before_anything_is_written(tmp_path) -> None:
 
 def test_features_spec() -> None:
     f = demo_features(64, video=True)
-    assert f["observation.images.front"] == {"dtype": "video", "shape": (64, 64, 3), "names": ["height", "width", "channels"]}
+    assert f["observation.images.front"] == {"dtype": "video", "shape": (64, 64, 3), "names": ["height", "width", "channels"],
+                                             "info": {"is_depth_map": False}}
     assert STATE_NAMES[0] == "shoulder_pan.pos" and STATE_NAMES[-1] == "gripper.pos"
 
 

@@ -76,7 +76,8 @@ def test_training_writes_a_loadable_policy(run_a, ds_root):
     assert summary["complete"] and summary["final"] == str(out / "final")
     model, cfg, meta = load_checkpoint(out / "final")
     assert cfg.image_size == 32 and cfg.fps == 30.0
-    assert meta["units"] == "rad" and meta["phase_source"] == "dataset" and len(meta["val_episodes"]) == 1
+    assert meta["units"]["kinds"] == ["rad"] * 6 and meta["units"]["robot_type"] == "so_follower"
+    assert meta["phase_source"] == "dataset" and len(meta["val_episodes"]) == 1
     # the dataset's statistics are in the weights
     assert not torch.allclose(model.action_mean, torch.zeros(6))
     state, _ = tiny_dataset.episode_arrays(0, 40)
