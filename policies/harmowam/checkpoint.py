@@ -29,7 +29,8 @@ FORMAT, VERSION = "harmowam", 1
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 # config fields added after the first checkpoints were written: a config.json without one gets the value
 # those checkpoints were trained with (every field is written by ``save_checkpoint``, so new ones have it)
-LEGACY_DEFAULTS: dict[str, Any] = {"wm_residual": False}
+LEGACY_DEFAULTS: dict[str, Any] = {"wm_residual": False, "action_vision": False, "state_history": 0, "gate_inputs": "pooled",
+                                   "aug_shift_px": 0, "aug_state_noise": 0.0}
 
 
 class CheckpointError(ValueError):

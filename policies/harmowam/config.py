@@ -60,6 +60,20 @@ class HarmoWAMConfig(BaseModel):
     min_dwell: int = Field(3, ge=1, le=1000, description="act calls an expert keeps control at least")
     routing: Routing = Field("gate", description="gate (the method), or an ablation: " + ", ".join(ROUTINGS[1:]))
     schedule_period: int = Field(10, ge=1, le=10_000, description="routing=schedule: act calls per expert turn")
+    # the action pathway (issue 13): features the action loss shapes, proprioceptive history, the gate's inputs
+    action_vision: bool = Field(True, description=(
+        "an action-trained spatial-softmax keypoint encoder per camera (policies.harmowam.vision) feeds both experts "
+        "and the gate (False: only the frozen world model's features, checkpoints before issue 13)"))
+    vision_channels: tuple[int, int, int, int] = Field((32, 32, 64, 64), description="keypoint encoder conv widths")
+    keypoints: int = Field(32, ge=1, le=256, description="spatial-softmax keypoints per camera")
+    state_history: int = Field(6, ge=0, le=120, description=(
+        "frames back for the state difference s_t - s_(t-k) every head sees (velocity); 0: the state alone"))
+    gate_inputs: Literal["pooled", "full"] = Field("full", description=(
+        "pooled: the world model's pooled frame features only (before issue 13); full: plus the joint state, its "
+        "difference and the action pathway's keypoints"))
+    aug_shift_px: int = Field(4, ge=0, le=32, description="training: random shift of the action pathway's images (px)")
+    aug_state_noise: float = Field(0.05, ge=0, le=1, description=(
+        "training: Gaussian noise on the normalised state the heads see (std, in units of the state's std)"))
     # losses
     react_weight: float = Field(0.1, ge=0, description="weight of L_react in stage 2")
     gate_weight: float = Field(0.05, ge=0, description="weight of L_gate in stage 2")
@@ -105,6 +119,15 @@ class HarmoWAMConfig(BaseModel):
     def token_dim(self) -> int:
         """Numbers in one frame token: every camera's 2 x 2 patch of latent cells."""
         return len(self.cameras) * self.latent_channels * 4
+
+    @property
+    def cond_dim(self) -> int:
+        """The joint-state conditioning the heads read: the state, and its difference over ``state_history``."""
+        return self.state_dim * (2 if self.state_history else 1)
+
+    @property
+    def vision_dim(self) -> int:
+        return len(self.cameras) * self.keypoints * 2 if self.action_vision else 0
 
     @property
     def dt(self) -> float:

@@ -294,11 +294,26 @@ def split_episodes(episode_ids: list[int], data_cfg: DataConfig) -> tuple[list[i
     return train, val
 
 
-def compute_stats(frames: Frames, episodes: list[int], min_std: float = 1e-3) -> dict[str, dict[str, np.ndarray]]:
-    rows = np.concatenate([np.arange(*frames.bounds[frames.episode_ids.index(e)]) for e in episodes])
+def prev_rows(frames: Frames, episodes: list[int], history: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, rows ``history`` frames earlier, clamped to the episode's first frame) of ``episodes``."""
+    rows, prev = [], []
+    for e in episodes:
+        a, b = frames.bounds[frames.episode_ids.index(e)]
+        r = np.arange(a, b)
+        rows.append(r)
+        prev.append(np.maximum(r - history, a))
+    return np.concatenate(rows), np.concatenate(prev)
+
+
+def compute_stats(frames: Frames, episodes: list[int], min_std: float = 1e-3, history: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Mean and std of state and action over ``episodes`` (and, with ``history``, of s_t - s_(t-history))."""
+    rows, prev = prev_rows(frames, episodes, history)
     out = {}
-    for name, arr in (("state", frames.state), ("action", frames.action)):
-        x = arr[rows].astype(np.float64)
+    arrays = [("state", frames.state[rows]), ("action", frames.action[rows])]
+    if history:
+        arrays.append(("delta", frames.state[rows] - frames.state[prev]))
+    for name, arr in arrays:
+        x = arr.astype(np.float64)
         out[name] = {"mean": x.mean(0).astype(np.float32), "std": np.maximum(x.std(0), min_std).astype(np.float32)}
     return out
 
@@ -316,20 +331,32 @@ class HarmoWAMDataset(Dataset):
         self.horizon = int(model_cfg.horizon)
         self.k = int(model_cfg.n_future)
         self.stride = int(model_cfg.future_stride)
-        rows, ends = [], []
+        self.history = int(getattr(model_cfg, "state_history", 0))
+        rows, ends, starts = [], [], []
         for e in self.episodes:
             a, b = frames.bounds[frames.episode_ids.index(e)]
             rows.append(np.arange(a, b))
             ends.append(np.full(b - a, b))
+            starts.append(np.full(b - a, a))
         self.rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         self.ends = np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
+        self.starts = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
         self._imgs = torch.stack([frames.images[c] for c in self.cameras], dim=1)  # (N, C, 3, S, S) uint8
         self._state = torch.from_numpy(frames.state)
+        self.world_cache: dict[str, torch.Tensor] | None = None
         self._action = torch.from_numpy(frames.action)
         self._phase = torch.from_numpy(frames.phase)
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
+
+    def all_images(self) -> torch.Tensor:
+        """Every frame of the underlying dataset, (N, C, 3, S, S) uint8 (rows as in ``frames``)."""
+        return self._imgs
+
+    def set_world_cache(self, cache: dict[str, torch.Tensor] | None) -> None:
+        """Per-frame world-model output (``train.cache_world``): samples then carry it as ``world_*`` keys."""
+        self.world_cache = cache
 
     def indices(self, i: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         """(row, future rows, action rows, action_valid) of sample ``i``."""
@@ -340,10 +367,13 @@ class HarmoWAMDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         t, future, act_rows, valid = self.indices(i)
+        prev = max(t - self.history, int(self.starts[i]))
         return {
             "images": self._imgs[t].float().div_(255.0),
             "future_images": self._imgs[torch.from_numpy(future)].float().div_(255.0),
             "state": self._state[t].clone(),
+            "prev_state": self._state[prev].clone(),
+            **({f"world_{k}": v[t].float() for k, v in self.world_cache.items()} if self.world_cache else {}),
             "actions": self._action[torch.from_numpy(act_rows)],
             "action_valid": torch.from_numpy(valid),
             "phase": self._phase[t].float(),
@@ -355,7 +385,7 @@ def build_datasets(root: str | Path, model_cfg: Any, data_cfg: DataConfig | None
     data_cfg = data_cfg or DataConfig()
     frames = load_frames(root, model_cfg, data_cfg)
     train_eps, val_eps = split_episodes(frames.episode_ids, data_cfg)
-    stats = compute_stats(frames, train_eps, data_cfg.min_std)
+    stats = compute_stats(frames, train_eps, data_cfg.min_std, int(getattr(model_cfg, "state_history", 0)))
     val = HarmoWAMDataset(frames, val_eps, model_cfg) if val_eps else None
     return HarmoWAMDataset(frames, train_eps, model_cfg), val, stats, frames
 

@@ -34,7 +34,8 @@ class PredictiveExpert(nn.Module):
         self.wm_in = nn.Linear(cfg.wm_width, w)
         self.vis_in = nn.Linear(cfg.token_dim, w)
         self.vis_pos = nn.Parameter(0.02 * torch.randn(cfg.tokens_per_frame, w))
-        self.state_in = nn.Linear(cfg.state_dim, w)
+        self.state_in = nn.Linear(cfg.cond_dim, w)
+        self.kp_in = nn.Linear(cfg.vision_dim, w) if cfg.vision_dim else None
         self.act_in = nn.Linear(cfg.action_dim, w)
         self.act_pos = nn.Parameter(0.02 * torch.randn(cfg.horizon, w))
         self.time_in = nn.Sequential(nn.Linear(w, w), nn.SiLU(), nn.Linear(w, w))
@@ -44,9 +45,14 @@ class PredictiveExpert(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def context(self, wm_hidden: torch.Tensor, current: torch.Tensor, state: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per-block cross-attention keys/values from the world-model latent, frame tokens and state."""
-        ctx = torch.cat([self.wm_in(wm_hidden), self.vis_in(current) + self.vis_pos, self.state_in(state)[:, None]], dim=1)
+    def context(self, wm_hidden: torch.Tensor, current: torch.Tensor, state: torch.Tensor,
+                vision: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-block cross-attention keys/values from the world-model latent, frame tokens, the state
+        conditioning (state and its difference) and the action pathway's keypoints (one token each)."""
+        parts = [self.wm_in(wm_hidden), self.vis_in(current) + self.vis_pos, self.state_in(state)[:, None]]
+        if self.kp_in is not None and vision is not None:
+            parts.append(self.kp_in(vision)[:, None])
+        ctx = torch.cat(parts, dim=1)
         return [blk.cross.keys_values(ctx) for blk in self.blocks]  # type: ignore[union-attr]
 
     def denoise(self, a: torch.Tensor, s: torch.Tensor, kvs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -90,18 +96,24 @@ class ReactiveExpert(nn.Module):
             nn.Linear(64 * (cfg.grid // 2) ** 2, w),
         )
         self.latent_in = nn.Linear(cfg.wm_width, w)
-        self.state_in = nn.Linear(cfg.state_dim, w)
+        self.state_in = nn.Linear(cfg.cond_dim, w)
+        self.kp_in = nn.Sequential(nn.Linear(cfg.vision_dim, w), nn.SiLU(), nn.Linear(w, w)) if cfg.vision_dim else None
         self.step_pos = nn.Parameter(0.02 * torch.randn(w, cfg.horizon))
         self.decoder = nn.Sequential(_MultiScale(w), _MultiScale(w))
         self.head = nn.Conv1d(w, cfg.action_dim, 1)
 
-    def forward(self, frames: torch.Tensor, wm_hidden: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """frames (B, K+1, C, c, g, g): current latent then the imagined ones -> actions (B, H, A) (normalised)."""
+    def forward(self, frames: torch.Tensor, wm_hidden: torch.Tensor, state: torch.Tensor,
+                vision: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (B, K+1, C, c, g, g): current latent then the imagined ones -> actions (B, H, A) (normalised);
+        ``state``: the state conditioning; ``vision``: the action pathway's keypoints."""
         b, n = frames.shape[:2]
         z = frames.flatten(2, 3)  # B, K+1, C*c, g, g
         diff = torch.cat([torch.zeros_like(z[:, :1]), z[:, 1:] - z[:, :-1]], dim=1)
         f = self.frame(torch.cat([z, diff], dim=2).flatten(0, 1)).reshape(b, n, -1)
-        f = f + (self.latent_in(wm_hidden.mean(1)) + self.state_in(state))[:, None]
+        g = self.latent_in(wm_hidden.mean(1)) + self.state_in(state)
+        if self.kp_in is not None and vision is not None:
+            g = g + self.kp_in(vision)
+        f = f + g[:, None]
         x = F.interpolate(f.transpose(1, 2), size=self.cfg.horizon, mode="linear", align_corners=True)
         return self.head(self.decoder(x + self.step_pos)).transpose(1, 2)
 

@@ -23,19 +23,32 @@ PREDICTIVE, REACTIVE, AVERAGE = "predictive", "reactive", "average"
 
 
 class GateHead(nn.Module):
-    """MLP on the cameras' pooled encoder features -> the gate's logit (B,)."""
+    """MLP -> the gate's logit (B,). Inputs (``gate_inputs``): the cameras' pooled encoder features, and with
+    ``full`` also the state conditioning (state and its difference: a closing gripper, a slowing arm) and the
+    action pathway's keypoints (where the gripper is relative to the object)."""
 
     def __init__(self, cfg: HarmoWAMConfig, features: int) -> None:
         super().__init__()
+        self.full = cfg.gate_inputs == "full"
+        n = len(cfg.cameras) * features + ((cfg.cond_dim + cfg.vision_dim) if self.full else 0)
         self.mlp = nn.Sequential(
-            nn.LayerNorm(len(cfg.cameras) * features),
-            nn.Linear(len(cfg.cameras) * features, cfg.gate_hidden), nn.SiLU(),
+            nn.LayerNorm(n),
+            nn.Linear(n, cfg.gate_hidden), nn.SiLU(),
+            nn.Linear(cfg.gate_hidden, cfg.gate_hidden), nn.SiLU(),
+            nn.Linear(cfg.gate_hidden, 1),
+        ) if self.full else nn.Sequential(
+            nn.LayerNorm(n),
+            nn.Linear(n, cfg.gate_hidden), nn.SiLU(),
             nn.Linear(cfg.gate_hidden, 1),
         )
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        """pooled (B, C, F) -> logits (B,)."""
-        return self.mlp(pooled.flatten(1))[:, 0]
+    def forward(self, pooled: torch.Tensor, cond: torch.Tensor | None = None, vision: torch.Tensor | None = None) -> torch.Tensor:
+        """pooled (B, C, F) [, cond (B, cond_dim), vision (B, V)] -> logits (B,)."""
+        x = pooled.flatten(1)
+        if self.full:
+            parts = [x] + [t for t in (cond, vision) if t is not None]
+            x = torch.cat(parts, dim=1)
+        return self.mlp(x)[:, 0]
 
 
 class Router:

@@ -29,6 +29,7 @@ from policies.harmowam.config import HarmoWAMConfig
 from policies.harmowam.encoder import FrameDecoder, FrameEncoder, from_tokens, to_tokens
 from policies.harmowam.experts import PredictiveExpert, ReactiveExpert
 from policies.harmowam.gate import GateHead
+from policies.harmowam.vision import ActionVision, shift_augment
 from policies.harmowam.world_model import WorldModel
 
 
@@ -45,7 +46,8 @@ class World:
     current: torch.Tensor  # current frame tokens (B, T, D)
     future: torch.Tensor  # imagined latents (B, K, C, c, g, g)
     hidden: torch.Tensor  # the world model's last-step hidden tokens (B, N, W)
-    state: torch.Tensor  # normalised joint state (B, state_dim)
+    state: torch.Tensor  # the heads' state conditioning (B, cond_dim): normalised state [, normalised s_t - s_(t-k)]
+    vision: torch.Tensor | None = None  # the action pathway's keypoints (B, vision_dim), None without it
 
 
 class HarmoWAM(nn.Module):
@@ -58,14 +60,24 @@ class HarmoWAM(nn.Module):
         self.gate = GateHead(cfg, self.encoder.features)
         self.predictive = PredictiveExpert(cfg)
         self.reactive = ReactiveExpert(cfg)
-        for name, dim in (("state", cfg.state_dim), ("action", cfg.action_dim)):
+        self.vision = ActionVision(cfg) if cfg.action_vision else None
+        for name, dim in self._stat_names():
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
             self.register_buffer(f"{name}_std", torch.ones(dim))
 
+    def _stat_names(self) -> list[tuple[str, int]]:
+        names = [("state", self.cfg.state_dim), ("action", self.cfg.action_dim)]
+        if self.cfg.state_history:
+            names.append(("delta", self.cfg.state_dim))  # s_t - s_(t-k): its own scale (far smaller than the state's)
+        return names
+
     # ---- statistics and parameter groups
     def set_stats(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
-        """{"state": {"mean", "std"}, "action": {"mean", "std"}} (numpy or tensors); std floored at 1e-3."""
-        for name, dim in (("state", self.cfg.state_dim), ("action", self.cfg.action_dim)):
+        """{"state": {"mean", "std"}, "action": {"mean", "std"}[, "delta": ...]} (numpy or tensors); std floored at
+        1e-3. ``delta`` (the state difference over ``state_history``) is needed when the model has history."""
+        for name, dim in self._stat_names():
+            if name == "delta" and name not in stats:  # hand-made stats (tests): no rescaling of the difference
+                stats = {**stats, "delta": {"mean": np.zeros(dim), "std": np.ones(dim)}}
             for key in ("mean", "std"):
                 try:
                     v = torch.as_tensor(np.asarray(stats[name][key], dtype=np.float32))
@@ -86,8 +98,21 @@ class HarmoWAM(nn.Module):
             yield from m.parameters()
 
     def expert_parameters(self) -> Iterator[nn.Parameter]:
-        for m in (self.gate, self.predictive, self.reactive):
-            yield from m.parameters()
+        for m in (self.gate, self.predictive, self.reactive, self.vision):
+            if m is not None:
+                yield from m.parameters()
+
+    def condition(self, state: torch.Tensor, prev_state: torch.Tensor | None = None, noise: float = 0.0) -> torch.Tensor:
+        """The heads' state conditioning (B, cond_dim): the normalised state and, with ``state_history``, the
+        normalised difference to ``prev_state`` (the state ``state_history`` frames earlier; None: no motion).
+        ``noise``: training-time Gaussian noise (in normalised units) on the state part."""
+        s = self.norm_state(state)
+        if noise > 0:
+            s = s + noise * torch.randn_like(s)
+        if not self.cfg.state_history:
+            return s
+        d = torch.zeros_like(state) if prev_state is None else state - prev_state
+        return torch.cat([s, (d - self.delta_mean) / self.delta_std], dim=1)
 
     def norm_state(self, state: torch.Tensor) -> torch.Tensor:
         return (state - self.state_mean) / self.state_std
@@ -119,25 +144,31 @@ class HarmoWAM(nn.Module):
         z = from_tokens(tokens.reshape(b * c.n_future, c.tokens_per_frame, -1), len(c.cameras), c.latent_channels, c.grid)
         return z.reshape(b, c.n_future, *z.shape[1:])
 
-    def imagine(self, images: torch.Tensor, state: torch.Tensor, generator: torch.Generator | None = None) -> World:
-        """World-model prediction: encode the current frames, sample the K imagined latents."""
+    def imagine(self, images: torch.Tensor, state: torch.Tensor, generator: torch.Generator | None = None,
+                prev_state: torch.Tensor | None = None, with_vision: bool = True) -> World:
+        """World-model prediction: encode the current frames, sample the K imagined latents; plus the heads'
+        state conditioning and (``with_vision``) the action pathway's keypoints."""
         z, pooled = self.encode(images)
         current = to_tokens(z)
         state_n = self.norm_state(state)
         future, hidden = self.world.sample(current, state_n, self.cfg.wm_steps, generator)
-        return World(z, pooled, current, self._future_latents(future), hidden, state_n)
+        vision = self.vision(images) if (with_vision and self.vision is not None) else None
+        return World(z, pooled, current, self._future_latents(future), hidden, self.condition(state, prev_state), vision)
+
+    def gate_logit(self, world: World) -> torch.Tensor:
+        return self.gate(world.pooled, world.state, world.vision)
 
     def gate_prob(self, world: World) -> torch.Tensor:
-        return torch.sigmoid(self.gate(world.pooled))
+        return torch.sigmoid(self.gate_logit(world))
 
     def predictive_actions(self, world: World, generator: torch.Generator | None = None) -> torch.Tensor:
-        kvs = self.predictive.context(world.hidden, world.current, world.state)
+        kvs = self.predictive.context(world.hidden, world.current, world.state, world.vision)
         a = self.predictive.sample(kvs, world.z.shape[0], self.cfg.expert_steps, generator)
         return self.denorm_action(a)
 
     def reactive_actions(self, world: World) -> torch.Tensor:
         frames = torch.cat([world.z[:, None], world.future], dim=1)
-        return self.denorm_action(self.reactive(frames, world.hidden, world.state))
+        return self.denorm_action(self.reactive(frames, world.hidden, world.state, world.vision))
 
     # ---- losses
     def recon_cameras(self, b: int, n_cam: int, device: torch.device | None = None) -> torch.Tensor:
@@ -189,17 +220,28 @@ class HarmoWAM(nn.Module):
         return {"imagine_mse": _f(err), "copy_mse": _f(copy), "imagine_vs_copy": _f(err / copy.clamp_min(1e-12))}
 
     def expert_loss(self, batch: Mapping[str, torch.Tensor], train_world: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
-        with torch.set_grad_enabled(train_world and torch.is_grad_enabled()):
-            world = self.imagine(batch["images"], batch["state"])
-            if self.cfg.react_on == "true":
+        prev = batch.get("prev_state")
+        if "world_hidden" in batch and not train_world:  # the frozen world model's output, cached (train.cache_world)
+            world = World(batch["world_z"], batch["world_pooled"], batch["world_current"], batch["world_future"],
+                          batch["world_hidden"], batch["state"])
+        else:
+            with torch.set_grad_enabled(train_world and torch.is_grad_enabled()):
+                world = self.imagine(batch["images"], batch["state"], prev_state=prev, with_vision=False)
+        if self.cfg.react_on == "true":
+            with torch.set_grad_enabled(train_world and torch.is_grad_enabled()):
                 world.future = self.encode(batch["future_images"])[0]
+        # the action pathway: trained by this loss (augmented images, noisy state) whatever the world model does
+        world.state = self.condition(batch["state"], prev, self.cfg.aug_state_noise if self.training else 0.0)
+        if self.vision is not None:
+            images = shift_augment(batch["images"], self.cfg.aug_shift_px) if self.training else batch["images"]
+            world.vision = self.vision(images)
         valid = batch["action_valid"].bool()
         target = self.norm_action(batch["actions"])
-        kvs = self.predictive.context(world.hidden, world.current, world.state)
+        kvs = self.predictive.context(world.hidden, world.current, world.state, world.vision)
         l_pred = self.predictive.loss(target, valid, kvs)
         frames = torch.cat([world.z[:, None], world.future], dim=1)
-        l_react = self.reactive.loss(self.reactive(frames, world.hidden, world.state), target, valid)
-        logits = self.gate(world.pooled)
+        l_react = self.reactive.loss(self.reactive(frames, world.hidden, world.state, world.vision), target, valid)
+        logits = self.gate_logit(world)
         phase = batch["phase"].reshape(-1).float()
         l_gate = F.binary_cross_entropy_with_logits(logits, phase)
         loss = l_pred + self.cfg.react_weight * l_react + self.cfg.gate_weight * l_gate

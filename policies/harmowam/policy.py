@@ -7,15 +7,20 @@ when ``decode_frames`` is set. ``act(prediction, obs)``: the gate's s_t, the rou
 a hard switch with hysteresis and a minimum dwell), the chosen expert's chunk of H targets from
 ``t0 = obs.t`` every ``1 / fps`` s. ``reset()`` forgets the router's state and re-seeds the noise.
 
+State history (``state_history`` k > 0): ``predict`` keeps the joint states it was given (with their times)
+since the last ``reset`` and passes the one nearest to ``state_t - k / fps`` as the previous state (the oldest
+it has early in an episode, as training clamps to an episode's first frame), so observations must come in
+time order.
+
 Deterministic for a seed: predict and act draw their noise from two ``torch.Generator``s seeded from
 ``seed`` (two, because the runtime calls the stages from two threads). The targets are in the units the
-model was trained on: the runtime works in radians, so a model trained on a dataset in degrees gives
-degrees (not converted; train on radians).
+model was trained on (the checkpoint's ``meta.units``); the runtime converts (``policies.units``).
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +75,7 @@ class HarmoWAMPolicy:
 
     def reset(self) -> None:
         self.router.reset()
+        self._history: deque[tuple[float, np.ndarray]] = deque()
         self._g_predict = torch.Generator().manual_seed(2 * self.seed)
         self._g_act = torch.Generator().manual_seed(2 * self.seed + 1)
 
@@ -89,11 +95,28 @@ class HarmoWAMPolicy:
             raise ValueError(f"HarmoWAM needs {self.cfg.state_dim} finite joint values, got {obs.state!r}")
         return torch.stack(images)[None], torch.from_numpy(state)[None]
 
+    def previous_state(self, t: float, state: torch.Tensor) -> torch.Tensor | None:
+        """The state ``state_history`` frames before ``t`` from the states seen since ``reset`` (module doc);
+        records ``(t, state)``. None without history."""
+        k = self.cfg.state_history
+        if not k:
+            return None
+        h = self._history
+        h.append((float(t), state))
+        want = float(t) - k * self.cfg.dt
+        while len(h) > 2 and h[1][0] <= want:
+            h.popleft()  # the second-oldest is old enough: the oldest is no longer needed
+        if len(h) > 1 and h[1][0] <= want:
+            return h[1][1]
+        best = min(h, key=lambda e: abs(e[0] - want))
+        return best[1]
+
     def predict(self, obs: Observation) -> WorldPrediction:
         images, state = self.inputs(obs)
+        prev = self.previous_state(obs.state_t, state)
         frames = None
         with torch.inference_mode():
-            world = self.model.imagine(images, state, self._g_predict)
+            world = self.model.imagine(images, state, self._g_predict, prev_state=prev)
             if self.cfg.decode_frames:
                 img = self.model.decode(world.future[0, :, 0])  # K, 3, S, S (first camera)
                 frames = (img.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).numpy()

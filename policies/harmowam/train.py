@@ -100,6 +100,9 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=0, description="newest checkpoints kept (0: all)")
     seed: int = 0
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the training process)")
+    cache_world: bool = Field(True, description=(
+        "expert stage: the frozen world model's output (one imagination per frame) computed once for every frame "
+        "instead of at every step (about a third of an expert step's time; e2e never caches)"))
     torch_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")
     model: dict[str, Any] = Field(default_factory=dict, description="HarmoWAMConfig overrides (fps/cameras default from the data)")
     init_from: str | None = Field(None, description=(
@@ -242,6 +245,29 @@ class _StageLoss(nn.Module):
         if self.stage == "world":
             return self.model.world_loss(batch, train_autoencoder=self.joint)
         return self.model.expert_loss(batch, train_world=self.stage == "e2e")
+
+
+@torch.no_grad()
+def cache_world(model: HarmoWAM, dataset: Any, cfg: TrainConfig, device: torch.device) -> None:
+    """Imagine every frame of ``dataset.frames`` once with the (frozen) world model and hand the result to the
+    datasets that share those frames (``HarmoWAMDataset.world_cache``): the expert stage then reads it instead
+    of running the world model at every step. Deterministic: each batch draws its noise from a generator
+    seeded from ``cfg.seed`` and the batch's first row, so a resumed run rebuilds the same cache."""
+    was = model.training
+    model.eval()
+    imgs, state = dataset.all_images(), torch.from_numpy(dataset.frames.state)
+    n, bs = imgs.shape[0], max(8, cfg.batch_size)
+    out: dict[str, torch.Tensor] = {}
+    for a in range(0, n, bs):
+        b = min(n, a + bs)
+        g = torch.Generator(device="cpu").manual_seed(cfg.seed * 7919 + a)
+        w = model.imagine(imgs[a:b].to(device).float().div_(255.0), state[a:b].to(device), g, with_vision=False)
+        for k, v in (("z", w.z), ("pooled", w.pooled), ("current", w.current), ("future", w.future), ("hidden", w.hidden)):
+            if k not in out:
+                out[k] = torch.empty((n, *v.shape[1:]), dtype=torch.float16)
+            out[k][a:b] = v.to("cpu", torch.float16)
+    dataset.set_world_cache(out)
+    model.train(was)
 
 
 def _stage_parameters(model: HarmoWAM, stage: str, joint: bool):
@@ -423,6 +449,13 @@ def train(dataset: str | Path, out: str | Path, cfg: TrainConfig | None = None, 
         if state_doc is not None and state_doc.get("stage") == stage and start > first:
             restore_optimizer(opt, state_doc, state_t, ck)
             sched.load_state_dict(state_doc["scheduler"])
+        if stage == "expert" and cfg.cache_world:
+            t_cache = time.perf_counter()
+            cache_world(model, train_ds, cfg, acc.device)
+            if val_ds is not None:
+                val_ds.set_world_cache(train_ds.world_cache)  # the same frames (rows of one Frames)
+            summary["world_cache_s"] = round(time.perf_counter() - t_cache, 2)
+            log.info("world model output cached", frames=len(train_ds.frames), seconds=summary["world_cache_s"])
         wrapped, aopt = acc.prepare(_StageLoss(model, stage, joint), opt)
         sampler = StreamSampler(len(train_ds), cfg.batch_size, cfg.seed, start, acc.process_index, acc.num_processes)
         loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=acc.device.type == "cuda")
