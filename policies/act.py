@@ -75,7 +75,7 @@ _CPU_OVERRIDES = {"device_processor": {"device": "cpu"}}
 
 
 TRUSTED_PACKAGES = ("lerobot", "policies", "harmowam_ctl", "hardware", "calibration")
-TRUST_OPT_IN = ("--trust-checkpoint-code (harmowam run, eval, bench loop; elsewhere "
+TRUST_OPT_IN = ("--trust-checkpoint-code (harmowam run, record, eval, bench loop; elsewhere "
                 "--set policy_options.trust_remote_code=true)")
 
 

@@ -26,6 +26,9 @@ def add_parser(sub: Any) -> None:
                    "synthetic or a checkpoint; without it the leader arm drives")
     p.add_argument("--policy-mode", choices=["auto", "thread", "process"], help="where inference runs (default auto)")
     add_policy_units(p)
+    p.add_argument("--trust-checkpoint-code", action="store_true",
+                   help="load an ACT checkpoint whose processor files name code outside LeRobot's and this "
+                   "program's packages (that code runs: only for checkpoints from a source you trust)")
     p.add_argument("--episodes", type=int, help="episodes to save (default 1)")
     p.add_argument("--episode-s", type=float, help="seconds per episode (default 30)")
     p.add_argument("--reset-s", type=float, help="seconds between episodes to reset the scene (default 10; not with --sim)")
@@ -54,9 +57,14 @@ def configs(args: argparse.Namespace) -> tuple[Any, Any]:
 
         try:
             spec = resolve_policy(cfg.policy)
+            options = {**spec.options, **cfg.policy_options}
+            if spec.name == "act":  # checkpoint code is refused here, before any device is opened
+                from policies.act import checked_act_options
+
+                options = checked_act_options(options, bool(getattr(args, "trust_checkpoint_code", False)))
         except ValueError as e:
             raise ConfigError(f"--policy: {e}") from None
-        cfg = cfg.model_copy(update={"policy": spec.name, "policy_options": {**spec.options, **cfg.policy_options}})
+        cfg = cfg.model_copy(update={"policy": spec.name, "policy_options": options})
     rec = build(RecordConfig, {
         "out": args.out, "repo_id": args.repo_id, "episodes": args.episodes, "episode_s": args.episode_s,
         "reset_s": args.reset_s, "fps": args.fps, "video": args.video, "task_text": args.task_text, "resume": args.resume,

@@ -263,7 +263,8 @@ def _main(argv: list[str]) -> tuple[int, str]:
     ["run", "--sim", "--duration", "1", "--no-keyboard", "--no-status", "--policy"],
     ["eval", "--task", "pick_place", "--episodes", "1", "--policy"],
     ["bench", "loop", "--duration", "2", "--policy"],
-], ids=["run", "eval", "bench-loop"])
+    ["record", "--sim", "--no-keyboard", "--no-status", "--out", "/nonexistent-harmowam-test/ds", "--policy"],
+], ids=["run", "eval", "bench-loop", "record"])
 def test_commands_refuse_before_starting_anything(ckpt: Path, evil: tuple[str, Path], argv: list[str], monkeypatch):
     name, marker = evil
     _add_step(ckpt, PRE, {"class": f"{name}.Evil", "config": {}})
@@ -302,13 +303,13 @@ def test_run_trust_flag_puts_the_opt_in_into_the_policy_options(ckpt: Path, evil
     assert opts["checkpoint"] == str(ckpt.resolve()) and opts["trust_remote_code"] is True
 
 
-def test_the_trust_flag_is_on_run_eval_and_bench_loop_only():
+def test_the_trust_flag_is_on_run_record_eval_and_bench_loop_only():
     parser = cli._parser()
     for argv in (["run", "--trust-checkpoint-code"], ["eval", "--policy", "x", "--trust-checkpoint-code"],
-                 ["bench", "loop", "--trust-checkpoint-code"]):
+                 ["bench", "loop", "--trust-checkpoint-code"], ["record", "--trust-checkpoint-code"]):
         args, rest = parser.parse_known_args(argv)
         assert args.trust_checkpoint_code and not rest
-    for argv in (["teleop", "--trust-checkpoint-code"], ["record", "--trust-checkpoint-code"]):
+    for argv in (["teleop", "--trust-checkpoint-code"],):
         _, rest = parser.parse_known_args(argv)
         assert rest == ["--trust-checkpoint-code"]
 
