@@ -15,6 +15,7 @@ from harmowam_ctl import lerobot_flags, logs
 from harmowam_ctl.commands import baseline as baseline_cmd
 from harmowam_ctl.commands import calibrate as calibrate_cmd
 from harmowam_ctl.commands import check as check_cmd
+from harmowam_ctl.commands import diagnose as diagnose_cmd
 from harmowam_ctl.commands import evaluate as eval_cmd
 from harmowam_ctl.commands import record as record_cmd
 from harmowam_ctl.commands import run as run_cmd
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd.add_parser(sub)
     train_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
+    diagnose_cmd.add_parser(sub)
     run_cmd.add_parsers(sub)
     record_cmd.add_parser(sub)
     baseline_cmd.add_parser(sub)
@@ -161,7 +163,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.arm, args.cycles)
 
 
-COMMANDS = {"emulate": _cmd_emulate, "scan": _cmd_scan, "bench": _cmd_bench, "demo": _cmd_demo, "sim": sim_cmd.run, "run": run_cmd.run, "teleop": run_cmd.run, "record": record_cmd.run, "baseline": baseline_cmd.run, "train": train_cmd.run, "eval": eval_cmd.run, "find-port": setup_cmd.run, "setup-motors": setup_cmd.run, "calibrate": calibrate_cmd.run, "check": check_cmd.run}
+COMMANDS = {"emulate": _cmd_emulate, "scan": _cmd_scan, "bench": _cmd_bench, "demo": _cmd_demo, "sim": sim_cmd.run, "run": run_cmd.run, "teleop": run_cmd.run, "record": record_cmd.run, "baseline": baseline_cmd.run, "train": train_cmd.run, "eval": eval_cmd.run, "diagnose": diagnose_cmd.run, "find-port": setup_cmd.run, "setup-motors": setup_cmd.run, "calibrate": calibrate_cmd.run, "check": check_cmd.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
