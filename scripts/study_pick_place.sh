@@ -7,9 +7,12 @@
 # 2. HarmoWAM, default size and steps, one torch thread -> OUT/harmowam (harmowam train)
 #    then HW_MORE_STEPS (8000) more expert steps from it (init_from, world model frozen) -> OUT/harmowam_more
 # 3. LeRobot ACT, default config, ACT_STEPS steps (default 1200: about HarmoWAM's CPU time here) -> OUT/act
-# 4. harmowam eval on held-out seeds (1000-1019) for the in-domain scenes and the position and background
-#    variations: HarmoWAM (both), ACT (re-planning every 6 and every 25 steps), the scripted expert (the
-#    reference); the routing ablations of the first HarmoWAM, in domain -> OUT/eval_*.json
+# 4. harmowam eval on held-out seeds (1000-1019) for the in-domain scenes and the position (spawn cells between
+#    the training ones), position_far (the mirrored layout) and background variations: HarmoWAM (both), ACT
+#    (re-planning every 6 and every 25 steps), the scripted expert (the reference); the routing ablations of
+#    the first HarmoWAM, in domain -> OUT/eval_*.json
+#    (An OUT/data recorded before in_domain was restricted to the even spawn cells covers the position cells
+#    too: record it again, or `position` is not held out.)
 # Each step is skipped when its output already exists, so an interrupted study goes on where it stopped
 # (a half-written training directory is resumed by harmowam train --resume).
 # Knobs (environment): EPISODES (100), HW_STEPS (default schedule), HW_MORE_STEPS (8000), ACT_STEPS (1200),
@@ -61,7 +64,7 @@ evaluate() {  # NAME POLICY [extra harmowam eval args]
   local name=$1 policy=$2
   shift 2
   [ -f "$OUT/eval_$name.json" ] && return 0
-  $H eval --policy "$policy" --task pick_place --variations in_domain position background \
+  $H eval --policy "$policy" --task pick_place --variations in_domain position position_far background \
     --episodes "$EVAL_EPISODES" --out "$OUT/eval_$name.json" "$@" 2> "$OUT/eval_$name.log"
 }
 evaluate scripted scripted

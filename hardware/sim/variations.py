@@ -7,13 +7,23 @@ objects and targets (shapes, size ranges, palettes, yaw range, spawn rectangle).
 in the robot base frame (the arm reaches along +x, the table top is z = 0); angles are degrees in
 files and radians in ``SceneVariation``.
 
+A spawn rectangle can be restricted to the cells of a checkerboard: ``region: {x: [..], y: [..], cells:
+{nx: 3, ny: 4, parity: even}}`` divides it into nx x ny equal cells, cell (i, j) (i along x, j along y,
+from the low corner) being used when (i + j) % 2 is 0 (``even``) or 1 (``odd``); positions are then
+uniform over the used cells. Demonstrations on the even cells and evaluation on the odd ones give
+spawn points no demonstration used, each surrounded by ones that were, inside the same rectangle.
+
 ``sample_variation(spec, seed, ...)`` draws everything from one ``numpy.random.Generator`` in a fixed
 order, so a (spec, seed) pair always gives the same scene. ``SceneVariation.apply`` is a spec edit for
 ``scene.load_scene(extra=[...])``: it recolours the table and floor, replaces the lights and adds the
 distractors (static, colliding); the task adds its own objects from ``variation.objects/targets``.
 
 Named specs ship in ``hardware/sim/variations/<task>/<name>.yaml``: ``in_domain`` and the HarmoWAM
-out-of-domain axes ``background``, ``position`` and ``object``. ``load_variations(name_or_path, task)``
+out-of-domain axes ``background``, ``position`` and ``object``, plus ``position_far``. ``in_domain``,
+``background`` and ``object`` spawn objects and targets on the even cells of their rectangles,
+``position`` on the odd cells of the same rectangles (unseen positions between seen ones);
+``position_far`` mirrors the layout across the x axis (rectangles no demonstration came near: an
+extrapolation a learned policy is not expected to manage). ``load_variations(name_or_path, task)``
 loads one; any error (YAML syntax, a field out of range, a field the schema does not know, an object
 the task does not have) is a ``VariationError`` naming the file and the field path, e.g.
 ``in_domain.yaml: objects.cube.size[1]: Input should be less than or equal to 0.04``.
@@ -30,10 +40,10 @@ from typing import Annotated, Literal
 import mujoco
 import numpy as np
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 SPEC_DIR = Path(__file__).with_name("variations")
-AXES = ("in_domain", "background", "position", "object")
+AXES = ("in_domain", "background", "position", "position_far", "object")
 Shape = Literal["box", "cylinder", "sphere", "capsule"]
 Texture = Literal["flat", "checker", "gradient"]
 # Sliding friction of objects and of the table top (MuJoCo takes the larger of two geoms' values: the
@@ -100,11 +110,66 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+CellCount = Annotated[int, Field(ge=1, le=20)]
+
+
+class Cells(_Model):
+    """A checkerboard over a region (see the module doc): ``nx`` x ``ny`` equal cells, those with
+    (i + j) % 2 == 0 (``even``) or 1 (``odd``) used."""
+
+    nx: CellCount
+    ny: CellCount
+    parity: Literal["even", "odd"]
+
+    @model_validator(mode="after")
+    def _has_both_colours(self) -> Cells:
+        if self.nx * self.ny < 2:
+            raise ValueError(f"a checkerboard needs at least 2 cells (nx * ny >= 2), got nx={self.nx}, ny={self.ny}")
+        return self
+
+
 class Region(_Model):
-    """An x/y rectangle (metres, robot base frame)."""
+    """An x/y rectangle (metres, robot base frame), optionally only the ``cells`` of a checkerboard."""
 
     x: CoordRange
     y: CoordRange
+    cells: Cells | None = None
+
+    @model_validator(mode="after")
+    def _cells_fit(self) -> Region:
+        c = self.cells
+        if c is not None:
+            for axis, n, (lo, hi) in (("x", c.nx, self.x), ("y", c.ny, self.y)):
+                if n > 1 and hi - lo < 0.002 * n:
+                    raise ValueError(
+                        f"cells.n{axis}: {n} cells along {axis} need [{lo}, {hi}] to be at least {0.002 * n:.3f} m wide "
+                        f"(2 mm a cell)"
+                    )
+        return self
+
+    def cell_bounds(self, i: int, j: int) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The x and y ranges of cell (i, j) (the whole rectangle without ``cells``)."""
+        nx, ny = (self.cells.nx, self.cells.ny) if self.cells is not None else (1, 1)
+
+        def edge(r: tuple[float, float], k: int, n: int) -> float:  # the outer edges exactly the region's
+            return r[0] if k == 0 else r[1] if k == n else r[0] + (r[1] - r[0]) * k / n
+
+        return (edge(self.x, i, nx), edge(self.x, i + 1, nx)), (edge(self.y, j, ny), edge(self.y, j + 1, ny))
+
+    def used_cells(self) -> list[tuple[int, int]]:
+        """The (i, j) of the cells positions are drawn from, in a fixed order; [(0, 0)] without ``cells``."""
+        if self.cells is None:
+            return [(0, 0)]
+        bit = 0 if self.cells.parity == "even" else 1
+        return [(i, j) for i in range(self.cells.nx) for j in range(self.cells.ny) if (i + j) % 2 == bit]
+
+    def contains(self, xy: tuple[float, float], tol: float = 1e-9) -> bool:
+        """Whether ``xy`` lies in a used cell (closed, within ``tol`` metres)."""
+        for i, j in self.used_cells():
+            (x0, x1), (y0, y1) = self.cell_bounds(i, j)
+            if x0 - tol <= xy[0] <= x1 + tol and y0 - tol <= xy[1] <= y1 + tol:
+                return True
+        return False
 
 
 class SurfaceSpec(_Model):
@@ -361,9 +426,9 @@ def parse_variations(data: object, *, source: str = "<data>") -> VariationSpec:
 
 
 def load_variations(name_or_path: str | Path, task: str | None = None) -> VariationSpec:
-    """Load and validate a spec: a shipped name (``in_domain``/``background``/``position``/``object``,
-    needs ``task``) or a YAML path. With ``task``, the spec's objects and targets are checked against
-    the task's (``hardware.sim.tasks``) as well."""
+    """Load and validate a spec: a shipped name (``in_domain``/``background``/``position``/``position_far``/
+    ``object``, needs ``task``) or a YAML path. With ``task``, the spec's objects and targets are checked
+    against the task's (``hardware.sim.tasks``) as well."""
     if task is None and spec_path(name_or_path, "_") == SPEC_DIR / "_" / f"{name_or_path}.yaml":
         raise VariationError(f"{name_or_path!r}: a named variation spec needs the task name")
     path = spec_path(name_or_path, task or "")
@@ -428,9 +493,18 @@ def _prop(rng: np.random.Generator, name: str, o: ObjectSpec | DistractorSpec, x
     return Prop(name, shape, hw, h, (*rgb, 1.0), xy, yaw, clear)
 
 
+def _spawn_xy(rng: np.random.Generator, region: Region) -> tuple[float, float]:
+    """Uniform over the region, or over its used cells (equal areas: a cell, then a point in it)."""
+    if region.cells is None:
+        return (_uniform(rng, region.x), _uniform(rng, region.y))  # the draws of specs without cells
+    cells = region.used_cells()
+    xs, ys = region.cell_bounds(*cells[int(rng.integers(len(cells)))])
+    return (_uniform(rng, xs), _uniform(rng, ys))
+
+
 def _place(rng: np.random.Generator, p: Prop, region: Region, placed: list[Prop], gap: float, tries: int = 200) -> Prop | None:
     for _ in range(tries):
-        xy = (_uniform(rng, region.x), _uniform(rng, region.y))
+        xy = _spawn_xy(rng, region)
         if all(math.dist(xy, q.xy) >= p.footprint + q.footprint + gap for q in placed):
             return Prop(p.name, p.shape, p.half_width, p.height, p.rgba, xy, p.yaw, p.clearance)
     return None

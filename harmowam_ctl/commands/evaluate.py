@@ -39,7 +39,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--policy", required=True, help="checkpoint directory (harmowam train, lerobot-train ACT) or a policy name")
     p.add_argument("--task", default="pick_place", help="simulated task (default pick_place)")
     p.add_argument("--variations", nargs="+", default=["in_domain"],
-                   help="scene variations: in_domain, position, background, object or YAML files (default in_domain)")
+                   help="scene variations: in_domain, position (spawn cells between the training ones), position_far "
+                   "(the mirrored layout), background, object or YAML files (default in_domain)")
     p.add_argument("--episodes", type=int, default=20, help="episodes per variation (default 20)")
     p.add_argument("--start-seed", type=int, default=1000, help="first scene seed (default 1000, held out)")
     p.add_argument("--replan-every", type=int, default=6, help="chunk steps executed between policy calls (default 6)")

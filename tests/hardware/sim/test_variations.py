@@ -26,7 +26,7 @@ IN_DOMAIN = SPEC_DIR / "pick_place" / "in_domain.yaml"
 
 
 @pytest.mark.parametrize("task", task_names())
-def test_every_task_ships_the_four_specs_and_they_load(task: str) -> None:
+def test_every_task_ships_the_named_specs_and_they_load(task: str) -> None:
     names = sorted(p.stem for p in (SPEC_DIR / task).glob("*.yaml"))
     assert names == sorted(AXES)
     for axis in AXES:
@@ -58,15 +58,21 @@ def test_ood_specs_differ_from_in_domain_as_the_paper_says() -> None:
         task = get_task(name)
         ind = [task.sample("in_domain", s) for s in range(10)]
         pos = [task.sample("position", s) for s in range(10)]
+        far = [task.sample("position_far", s) for s in range(10)]
         obj = [task.sample("object", s) for s in range(10)]
         bg = [task.sample("background", s) for s in range(10)]
         moved = next(iter(task.objects))
-        # position: the spawn regions are disjoint, so no sampled position is shared
+        # position: the other cells of the same spawn rectangle (test_variations_cells.py); position_far:
+        # disjoint rectangles. Either way no sampled position is shared.
         ys_in = {round(v.objects[moved].xy[1], 4) for v in ind}
-        spec_in, spec_pos = task.spec("in_domain"), task.spec("position")
-        ry_in, ry_pos = spec_in.objects[moved].region.y, spec_pos.objects[moved].region.y
-        assert ry_in[1] < ry_pos[0] or ry_pos[1] < ry_in[0], name
+        spec_in, spec_pos, spec_far = task.spec("in_domain"), task.spec("position"), task.spec("position_far")
+        reg_in, reg_pos = spec_in.objects[moved].region, spec_pos.objects[moved].region
+        assert (reg_in.x, reg_in.y) == (reg_pos.x, reg_pos.y), name
+        assert set(reg_in.used_cells()).isdisjoint(reg_pos.used_cells()), name
+        ry_in, ry_far = reg_in.y, spec_far.objects[moved].region.y
+        assert ry_in[1] < ry_far[0] or ry_far[1] < ry_in[0], name
         assert not ys_in & {round(v.objects[moved].xy[1], 4) for v in pos}
+        assert not ys_in & {round(v.objects[moved].xy[1], 4) for v in far}
         # object: unseen shape and colour
         assert {v.objects[moved].shape for v in obj}.isdisjoint({v.objects[moved].shape for v in ind}), name
         assert {v.objects[moved].rgba for v in obj}.isdisjoint({v.objects[moved].rgba for v in ind}), name
