@@ -13,6 +13,10 @@ reaches the dataset writer.
 
 ``fps`` is the control rate of the episode (``TaskEnv``'s); the phase-label window is given in frames
 at 30 Hz (``DEFAULT_WINDOW``) and scaled with ``fps`` so an interaction spans the same time.
+
+``noise`` (an ``ActionNoise``, ``hardware.sim.noise``) records a recovery episode: the servos get
+the expert's targets plus the noise; the images and ``episode.joints`` show the perturbed arm, and
+``episode.targets`` (the label) stay the expert's noise-free targets (``episode.executed``: what was sent).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hardware.sim.noise import ActionNoise
 from hardware.sim.render import SimRenderer
 from hardware.sim.tasks import CONTROL_HZ, Episode, Task, TaskEnv, get_task, run_episode
 from hardware.sim.tasks.expert import DEFAULT_WINDOW, Expert
@@ -65,12 +70,14 @@ def record_episode(
     views: Sequence[str] = VIEWS,
     fps: float = CONTROL_HZ,
     window: int | None = None,
+    noise: ActionNoise | None = None,
 ) -> RecordedEpisode:
     """Run the scripted expert of ``task`` for ``seed``/``spec`` and render ``views`` at every step.
 
     ``resolution``: an int (square) or ``(width, height)``. ``window``: phase-label window in frames
-    (default ``label_window(fps)``). Raises ``VariationError`` when the spec cannot be sampled for
-    this seed and ``RenderError`` when off-screen rendering is unavailable.
+    (default ``label_window(fps)``). ``noise``: perturb the executed actions (module doc). Raises
+    ``VariationError`` when the spec cannot be sampled for this seed and ``RenderError`` when off-screen
+    rendering is unavailable.
     """
     t = get_task(task) if isinstance(task, str) else task
     w, h = (resolution, resolution) if isinstance(resolution, int) else (int(resolution[0]), int(resolution[1]))
@@ -93,7 +100,8 @@ def record_episode(
     t0 = time.perf_counter()
     try:
         ep = run_episode(
-            t, int(seed), spec, window=label_window(fps) if window is None else int(window), on_step=on_step, env_kw=env_kw
+            t, int(seed), spec, window=label_window(fps) if window is None else int(window), on_step=on_step,
+            env_kw=env_kw, noise=noise,
         )
     finally:
         r = state["renderer"]

@@ -6,6 +6,12 @@ step and writes the successful episodes as a LeRobot dataset (LeRobot's own writ
 ``hardware.sim.dataset`` for the features and units: what lerobot-record writes for an SO-101, joints in
 LeRobot's degrees and the gripper 0..100, cameras as videos (``--images``: PNG frames), plus a per-frame
 ``phase`` label).
+``--noise SIGMA_RAD`` records recovery demonstrations (DART-style): the arm executes the expert's target
+plus an Ornstein-Uhlenbeck offset on the 5 arm joints (stationary standard deviation SIGMA_RAD radians,
+correlation time ``--noise-tau``, default 0.4 s; never the gripper; faded out near grasps and releases
+unless ``--noise-at-grip``), while the dataset's ``action`` stays the expert's noise-free target for the
+perturbed state (``hardware.sim.noise``; measured success rates in ``hardware.sim.dataset``). The
+settings and each episode's noise seed go into ``meta/harmowam_demos.json``.
 Failed episodes are not saved; seeds are tried until ``--episodes`` are saved or ``--max-attempts``
 seeds have been tried. A progress bar on stderr shows episodes saved and the success rate so far; the
 summary goes to stdout (``--json`` for JSON).
@@ -26,6 +32,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from hardware.sim.noise import DEFAULT_TAU_S, MAX_SIGMA_RAD, MAX_TAU_S, MIN_TAU_S
 from harmowam_ctl.config import ConfigError, build
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -50,6 +57,9 @@ class DemosConfig(BaseModel):
     repo_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")] | None = None
     max_attempts: Annotated[int, Field(ge=1)] | None = None
     progress: bool = True
+    noise: Annotated[float, Field(ge=0.0, le=MAX_SIGMA_RAD, allow_inf_nan=False)] = 0.0
+    noise_tau: Annotated[float, Field(ge=MIN_TAU_S, le=MAX_TAU_S, allow_inf_nan=False)] = DEFAULT_TAU_S
+    noise_at_grip: bool = False
 
     @field_validator("task")
     @classmethod
@@ -72,6 +82,13 @@ class DemosConfig(BaseModel):
     def _one_of(cls, v: bool, info: ValidationInfo) -> bool:
         if v and info.data.get("resume"):
             raise ValueError("--resume and --overwrite exclude each other: choose one")
+        return v
+
+    @field_validator("noise_tau", "noise_at_grip")
+    @classmethod
+    def _needs_noise(cls, v: object, info: ValidationInfo) -> object:
+        if "noise" in info.data and not info.data["noise"]:  # runs only when given (defaults are not validated)
+            raise ValueError("has no effect without --noise SIGMA_RAD (> 0)")
         return v
 
     @field_validator("max_attempts")
@@ -112,6 +129,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     existing.add_argument("--overwrite", action="store_true", default=None, help="delete the dataset in --out first")
     d.add_argument("--repo-id", help="dataset id (default local/<name of --out>)")
     d.add_argument("--max-attempts", type=int, help="seeds to try at most (default max(2 x episodes, episodes + 10))")
+    d.add_argument(
+        "--noise",
+        type=float,
+        metavar="SIGMA_RAD",
+        help="recovery demonstrations: add an Ornstein-Uhlenbeck offset with this standard deviation (radians, "
+        f"0..{MAX_SIGMA_RAD}) to the executed targets of the 5 arm joints; the dataset's action stays the expert's "
+        "noise-free target (default 0: clean; the expert completes pick_place in 20/20 up to 0.06)",
+    )
+    d.add_argument("--noise-tau", type=float, metavar="SECONDS", help=f"correlation time of the noise (default {DEFAULT_TAU_S})")
+    d.add_argument(
+        "--noise-at-grip",
+        action="store_true",
+        default=None,
+        help="keep the noise while the expert closes in on a grasp or release (default: faded out there). "
+        "More of its episodes then fail (pick_place: 15/20 at 0.03); failed episodes are not saved",
+    )
     d.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
     d.add_argument("--json", action="store_true", help="print the summary as JSON")
     return sim
@@ -120,7 +153,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> DemosConfig:
     names = [
         "task", "episodes", "out", "variations", "fps", "seed", "resolution", "video",
-        "resume", "overwrite", "repo_id", "max_attempts", "progress",
+        "resume", "overwrite", "repo_id", "max_attempts", "progress", "noise", "noise_tau", "noise_at_grip",
     ]  # fmt: skip
     return build(DemosConfig, {n: getattr(args, n, None) for n in names})
 
@@ -138,6 +171,15 @@ def format_summary(s: dict) -> str:
         f"  {s['seconds']:.1f} s (physics+expert {t['sim_s']:.1f} s, rendering {t['render_s']:.1f} s, "
         f"writing {t['write_s'] + t['finalize_s']:.1f} s)",
     ]
+    n = s.get("noise")
+    lines.insert(
+        2,
+        "  action noise: none (clean demonstrations)"
+        if not n
+        else f"  action noise: Ornstein-Uhlenbeck, sigma {n['sigma_rad']:g} rad, tau {n['tau_s']:g} s on "
+        f"{', '.join(n['joints'])} ({'kept' if n['at_grip'] else 'faded out'} at grasp/release); "
+        "action = the expert's noise-free target",
+    )
     if s["episodes_saved"] or s["total_episodes"]:
         lines.append(f'  load: LeRobotDataset("{s["repo_id"]}", root="{s["path"]}")')
     return "\n".join(lines)
@@ -150,9 +192,12 @@ def _demos(args: argparse.Namespace) -> int:
         print(f"{PROG}: invalid option\n{str(err).replace('Value error, ', '')}", file=sys.stderr)
         return EXIT_USAGE
     from hardware.sim.dataset import DemoError, DemoInputError, record_demos
+    from hardware.sim.noise import ActionNoise
     from hardware.sim.render import RenderError
     from hardware.sim.scene import SceneError
     from hardware.sim.variations import VariationError
+
+    noise = ActionNoise(sigma_rad=cfg.noise, tau_s=cfg.noise_tau, at_grip=cfg.noise_at_grip) if cfg.noise > 0 else None
 
     try:
         summary = record_demos(
@@ -169,6 +214,7 @@ def _demos(args: argparse.Namespace) -> int:
             overwrite=cfg.overwrite,
             repo_id=cfg.repo_id,
             max_attempts=cfg.max_attempts,
+            noise=noise,
         )
     except VariationError as err:
         print(f"{PROG}: --variations: {err}", file=sys.stderr)

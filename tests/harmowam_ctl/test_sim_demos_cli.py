@@ -39,6 +39,13 @@ def demos(*args: str) -> int:
         (["--task", "push", "--episodes", "3", "--max-attempts", "2"], ["--max-attempts", "at least --episodes"]),
         (["--task", "push", "--episodes", "1", "--repo-id", "no slash"], ["--repo-id"]),
         (["--task", "push", "--episodes", "1", "--variations", "nope"], ["--variations", "push/nope.yaml", "in_domain"]),
+        (["--task", "push", "--episodes", "1", "--noise", "-0.01"], ["--noise", "greater than or equal to 0"]),
+        (["--task", "push", "--episodes", "1", "--noise", "1.5"], ["--noise", "less than or equal to 0.2"]),
+        (["--task", "push", "--episodes", "1", "--noise", "nan"], ["--noise", "finite"]),
+        (["--task", "push", "--episodes", "1", "--noise", "0.03", "--noise-tau", "0"], ["--noise-tau", "0.05"]),
+        (["--task", "push", "--episodes", "1", "--noise", "0.03", "--noise-tau", "100"], ["--noise-tau", "10"]),
+        (["--task", "push", "--episodes", "1", "--noise-tau", "0.5"], ["--noise-tau", "without --noise"]),
+        (["--task", "push", "--episodes", "1", "--noise", "0", "--noise-at-grip"], ["--noise-at-grip", "without --noise"]),
     ],
 )
 def test_bad_input_names_the_flag(tmp_path, capsys, args, said) -> None:
@@ -115,3 +122,44 @@ def test_too_many_failures_exit_1(tmp_path, capsys, monkeypatch) -> None:
     assert "only 0 of 1 episodes succeeded in 1 attempts (--max-attempts 1)" in cap.err
     assert "failed seeds: 0" in cap.out
     assert not out.exists()
+
+
+def test_noisy_demos_record_the_noise_and_the_experts_labels(tmp_path, capsys) -> None:
+    """--noise: the summary says it, provenance records it per run and per episode (enough to replay the
+    episode), the dataset's action is the expert's noise-free target and its state the perturbed arm; a
+    resumed run without noise is recorded as clean."""
+    import numpy as np
+
+    from hardware.sim.dataset import sim_units
+    from hardware.sim.noise import ActionNoise
+    from hardware.sim.tasks import get_task, run_episode
+
+    out = tmp_path / "recovery"
+    base = ["--task", "push", "--out", str(out), "--resolution", "16", "--images", "--no-progress", "--episodes", "1"]
+    assert demos(*base, "--noise", "0.03", "--noise-tau", "0.3") == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "action noise" in x)
+    assert "action noise: Ornstein-Uhlenbeck, sigma 0.03 rad, tau 0.3 s on shoulder_pan" in line and "gripper" not in line
+    assert demos(*base, "--resume", "--json") == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["noise"] is None and s["total_episodes"] == 2
+
+    prov = json.loads((out / "meta" / "harmowam_demos.json").read_text())
+    first, second = prov["episodes"]
+    assert first["noise"]["sigma_rad"] == 0.03 and first["noise"]["tau_s"] == 0.3 and first["noise"]["seed"] == first["seed"]
+    assert first["noise"]["joints"] == ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll"]
+    assert second["noise"] is None and second["seed"] != first["seed"]  # seeds are not repeated
+    assert prov["runs"][0]["noise"] == {k: v for k, v in first["noise"].items() if k not in ("seed", "process")}
+    assert prov["runs"][1]["noise"] is None
+
+    # replay the noisy episode from its provenance: the dataset holds its labels and its perturbed states
+    noise = ActionNoise.from_record(first["noise"])
+    ep = run_episode(get_task("push"), first["seed"], first["spec"], env_kw={"cameras": False}, noise=noise)
+    assert ep.success and not np.array_equal(ep.executed, ep.targets)
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    hf = LeRobotDataset("local/recovery", root=out, video_backend="pyav").hf_dataset.with_format(None)
+    rows = hf.filter(lambda r: r["episode_index"] == 0)
+    units = sim_units()
+    assert np.allclose(np.asarray(rows["action"]), units.to_units(ep.targets).astype(np.float32), atol=1e-4)
+    assert np.allclose(np.asarray(rows["observation.state"]), units.to_units(ep.joints).astype(np.float32), atol=1e-4)
+    assert not np.allclose(np.asarray(rows["action"]), units.to_units(ep.executed).astype(np.float32), atol=1e-2)

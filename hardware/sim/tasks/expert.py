@@ -7,7 +7,8 @@ grasp, where the object's axis will sit between the jaws) through a list of phas
   follow the objects) on a trapezoidal speed profile; the gripper goes to ``gripper``. The phase ends
   when the command has arrived and the measured error (``error()``, default: target - measured point)
   is under ``tol``, or after ``settle_max`` steps of settling, or at ``timeout_s``. While settling, an
-  integral term nulls the measured error (the servos' P loop sags under load).
+  integral term nulls the measured error (the servos' P loop sags under load); it is reset by a ``Grip``,
+  and by every phase when ``phase_local_integral`` is set (noisy episodes: ``hardware.sim.noise``).
 * ``Grip``: hold the pose, move the gripper, wait ``steps``. A ``Grip`` that changes the gripper
   between open and closed is an *event* (HarmoWAM's automatic labels).
 
@@ -135,6 +136,11 @@ class Expert:
         self.yaw_goal = self.yaw_cmd if yaw is None else yaw
         self.v_cmd = 0.0
         self.corr = np.zeros(3)
+        # True: the settling integral starts from 0 in every phase (set by ``run_episode`` for a noisy
+        # episode, where what it integrated against the action noise would otherwise carry into the next
+        # phase as an offset: measured up to ~17 mm at the start of a descent). False (clean episodes, as
+        # before): it is reset only by a ``Grip``; in clean runs it is ~0 at every phase change anyway.
+        self.phase_local_integral = False
         self.phases: list[Phase] = []
         self.i = 0
         self.k = 0
@@ -216,6 +222,8 @@ class Expert:
     def _enter(self, ph: Phase) -> None:
         self.k = self.settle = 0
         self.v_cmd = 0.0
+        if self.phase_local_integral:
+            self.corr[:] = 0.0
         if isinstance(ph, Grip):
             self.corr[:] = 0.0
             if abs(ph.gripper - self.gripper) > 0.2:
@@ -336,8 +344,8 @@ class Episode:
     seed: int
     spec: str
     instruction: str
-    targets: np.ndarray  # (N, 6) joint targets, radians: the action
-    goal_ticks: np.ndarray  # (N, 6) the same as servo goals (ticks)
+    targets: np.ndarray  # (N, 6) the expert's joint targets, radians: the action (the label)
+    goal_ticks: np.ndarray  # (N, 6) the executed targets as servo goals (ticks)
     joints: np.ndarray  # (N, 6) measured joint angles before each action: the state
     phases: list[str]
     labels: np.ndarray  # (N,) 1 interaction / 0 transit
@@ -346,6 +354,10 @@ class Episode:
     success_step: int | None
     expert_done_step: int | None
     info: dict = field(default_factory=dict)
+    # (N, 6) what the servos were sent: ``targets`` plus the action noise of a recovery episode (then
+    # ``noise`` is its ``ActionNoise.record``); ``None`` (or equal to ``targets``) in a clean episode
+    executed: np.ndarray | None = None
+    noise: dict | None = None
 
     @property
     def steps(self) -> int:

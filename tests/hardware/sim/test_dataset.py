@@ -210,6 +210,9 @@ def test_bad_requests_fail_before_anything_is_written(tmp_path) -> None:
         record_demos(TASK, 0, out, progress=False)
     with pytest.raises(DemoInputError, match="--resolution"):
         record_demos(TASK, 1, out, resolution=4, progress=False)
+    for noise in (-0.01, 1.0, float("nan"), "lots"):
+        with pytest.raises(DemoInputError, match="--noise"):
+            record_demos(TASK, 1, out, progress=False, noise=noise)
     bad = tmp_path / "bad.yaml"
     bad.write_text("table: {rgb1: ['#ffffff']}\nfloor: {rgb1: ['#000000']}\nobjects: {cube: {size: [0.01, 0.5], colors: ['#ff0000'], region: {x: [0.2, 0.25], y: [0, 0.05]}}}\n")
     with pytest.raises(VariationError, match=r"bad.yaml: objects.cube.size\[1\]"):
