@@ -1,7 +1,7 @@
 """Closed-loop evaluation of a trained policy on a simulated task: ``evaluate(spec, EvalConfig(...))``.
 
 Each episode resets the task with one seed and one scene-variation spec (``in_domain`` or a held-out axis:
-``position``, ``background``, ``object``, or a YAML file), then runs in *simulated* time, synchronously:
+``position`` (unseen cells between the training ones), ``position_far``, ``background``, ``object``, or a YAML file), then runs in *simulated* time, synchronously:
 render the cameras, ``predict`` + ``act`` on that observation, execute the chunk's first ``replan_every``
 steps (interpolated from the chunk's ``dt`` onto the task's control rate), repeat. The policy's compute time
 does not move the simulated clock, so a result measures what the policy does, not how fast this machine is

@@ -74,7 +74,7 @@ class DemosConfig(BaseModel):
     @classmethod
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError("give a shipped variation name (in_domain, background, position, object) or a YAML path")
+            raise ValueError("give a shipped variation name (in_domain, background, position, position_far, object) or a YAML path")
         return v
 
     @field_validator("overwrite")
@@ -116,7 +116,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="dataset directory (must not exist or be empty)")
     d.add_argument(
         "--variations",
-        help="scene variations: a shipped name (in_domain, background, position, object) or a YAML file (default in_domain)",
+        help="scene variations: a shipped name (in_domain, background, position, position_far, object) or a YAML file (default in_domain)",
     )
     d.add_argument("--fps", type=int, help="control and dataset rate (default 30)")
     d.add_argument("--seed", type=int, help="first seed; the next are tried in order (default 0)")
