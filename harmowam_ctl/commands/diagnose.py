@@ -36,7 +36,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Open-loop checks of a trained HarmoWAM policy on a LeRobot dataset (train vs held-out episodes).",
     )
     p.add_argument("--policy", required=True, help="HarmoWAM checkpoint directory (harmowam train --out, or its final/)")
-    p.add_argument("--dataset", required=True, help="LeRobot dataset directory (the training dataset or another)")
+    p.add_argument("--dataset", required=True, help="LeRobot dataset: its folder or its repo id under $HF_LEROBOT_HOME (the training dataset or another)")
     p.add_argument("--episodes", type=int, default=5, help="at most this many training and this many held-out episodes (default 5)")
     p.add_argument("--max-frames", type=int, default=200, help="the first frames of each episode that are run (default 200)")
     p.add_argument("--camera", action="append", default=[], metavar="NAME=KEY",
@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(1)
-        inputs = load_inputs(args.policy, args.dataset, episodes=args.episodes, max_frames=args.max_frames,
+        from policies.dataset_dir import resolve_dataset
+
+        inputs = load_inputs(args.policy, str(resolve_dataset(args.dataset)), episodes=args.episodes, max_frames=args.max_frames,
                              cameras=cams, seed=args.seed, probe_episodes=args.probe_episodes)
     except (DiagnoseInputError, ValueError) as e:
         say(f"{PROG}: {e}")
