@@ -556,3 +556,30 @@ async def test_real_arm_flow_records_all_episodes_in_one_session_with_resets(tmp
             await r2.run()
         assert rig2.rt.lifecycle.state.value == "disconnected"  # never connected, never activated
     assert tree_digest(out) == before
+
+
+async def test_a_simulated_recording_is_what_lerobot_record_writes(tmp_path: Path) -> None:
+    """The defaults: cameras as AV1 videos, robot_type so_follower, <joint>.pos in LeRobot's units (degrees,
+    gripper 0..100 through the run's calibration), no units key; LeRobot reads it back."""
+    out = tmp_path / "ds"
+    cfg = run_config(tmp_path, policy="scripted")
+    rec = RecordConfig(out=out, episodes=1, episode_s=0.6, fps=FPS)  # video: the default
+    result, r, rts = await record(cfg, rec)
+    assert result["saved"] == 1
+    ds = load(out)
+    assert ds.meta.robot_type == "so_follower"
+    for cam in ("front", "wrist"):
+        assert ds.features[f"observation.images.{cam}"]["dtype"] == "video"
+        assert tuple(ds[0][f"observation.images.{cam}"].shape)[0] == 3  # decoded by LeRobot
+    for key in ("observation.state", "action"):
+        assert ds.features[key]["names"][0] == "shoulder_pan.pos" and "units" not in ds.features[key]
+    c = columns(ds)
+    conv = units_of(rts[0])
+    grip = c["observation.state"][:, 5]
+    assert 0.0 <= grip.min() and grip.max() <= 100.0
+    tel = rts[0].p.telemetry.columns()  # the runtime's own record of each tick, in radians
+    rows = {float(st): k for k, st in enumerate(tel.state_t)}
+    for k, ts in enumerate(c["t_monotonic"].ravel()):
+        np.testing.assert_allclose(conv.to_radians(c["observation.state"][k]), tel.present[rows[float(ts)]], atol=1e-5)
+    info = meta(out)
+    assert info["units"]["action"] == "lerobot" and info["units"]["calibration"]["gripper"]["id"] == 6
