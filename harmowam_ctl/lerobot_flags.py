@@ -17,7 +17,8 @@ import shlex
 from collections.abc import Callable, Sequence
 
 COMMANDS = ("emulate", "scan", "bench", "demo", "sim", "run", "teleop", "record", "baseline", "train", "eval",
-            "find-port", "setup-motors", "calibrate", "check")
+            "diagnose", "find-port", "setup-motors", "calibrate", "check")
+READS_DATASET = ("train", "baseline", "diagnose")  # --dataset is what they read
 RUNTIME = ("run", "teleop", "record")  # the commands of harmowam_ctl.commands.run._common
 WIZARDS = ("calibrate", "check")  # harmowam_ctl.commands.calibrate.add_arm_options: --arm --leader --port --calibration
 PREFIXES = ("--robot.", "--teleop.", "--dataset.", "--policy.", "--env.")
@@ -67,13 +68,13 @@ def _robot_id(v: str | None, cmd: str) -> str:
 
 def _repo_id(v: str | None, cmd: str) -> str:
     rid = v or "USER/NAME"
-    if cmd in ("train", "baseline"):
+    if cmd in READS_DATASET:
         return f"--dataset {rid} (a repo id under $HF_LEROBOT_HOME, or the dataset's folder)"
     return f"--out $HF_LEROBOT_HOME/{rid} --repo-id {rid} (record: --out is the dataset's folder)"
 
 
 def _root(v: str | None, cmd: str) -> str:
-    return f"--dataset {_q(v, 'DIR')}" if cmd in ("train", "baseline") else f"--out {_q(v, 'DIR')}"
+    return f"--dataset {_q(v, 'DIR')}" if cmd in READS_DATASET else f"--out {_q(v, 'DIR')}"
 
 
 def _policy_type(v: str | None, cmd: str) -> str:

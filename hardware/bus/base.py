@@ -13,6 +13,8 @@ first try's time for all values (the oldest instant).
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
@@ -370,6 +372,20 @@ class ServoBus:
                 found[motor.id] = self._w_ping(motor.id).model_number
             except NoResponseError:
                 missing.append(motor.id)
+        # A silent servo is asked again twice, a little later, before it counts as missing: one lost reply
+        # (a loaded machine, a noisy cable) must not stop the arm from connecting; a really missing motor
+        # costs two more timeouts.
+        for _ in range(2):
+            if not missing or not found:
+                break
+            time.sleep(0.02)
+            still = []
+            for i in missing:
+                try:
+                    found[i] = self._w_ping(i).model_number
+                except NoResponseError:
+                    still.append(i)
+            missing = still
         if not found:
             raise NoServosFoundError(self.port, self.baud, self._w_probe_bauds(profile.ids))
         if missing:

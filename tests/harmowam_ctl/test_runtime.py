@@ -166,7 +166,8 @@ async def test_hung_policy_holds_while_the_servo_tick_keeps_running(tmp_path: An
     assert len(settled) > 30
     drift = np.max(np.abs(np.array([r.targets for r in settled]) - settled[0].targets))
     assert drift < 1e-9, f"commands moved {drift} rad while holding"
-    assert tick_rate(rows_between(rig, marks["hold"], stop)) > 70.0
+    # the tick keeps running (a tick stuck behind the policy would be near 0 Hz); 54 Hz seen with a CPU hog
+    assert tick_rate(rows_between(rig, marks["hold"], stop)) > 40.0
     assert "policy" in rig.fault_names()
     assert rig.rt.lifecycle.state is State.SAFE_STOPPED
     assert "duration" in rig.events("safe_stop")[0]["cause"]
@@ -199,7 +200,7 @@ async def test_crashing_policy_holds_reports_and_recovers(tmp_path: Any) -> None
     faults = [f for f in rig.telemetry.faults if f["name"] == "policy_error"]
     assert faults and "exploded" in faults[0]["detail"] and faults[0]["reaction"] == "hold"
     active = [r for r in rig.ticks if r.state is State.ACTIVE]
-    assert tick_rate(active) > 70.0
+    assert tick_rate(active) > 40.0  # not stuck behind the policy; a busy 2-core machine gives 54-100 Hz
     assert np.max(np.diff([r.t for r in active])) < 0.15
     assert rig.rt.lifecycle.state is State.SAFE_STOPPED
     assert "duration" in rig.events("safe_stop")[0]["cause"]
@@ -430,7 +431,7 @@ async def test_blocked_event_loop_trips_loop_lag_and_holds(tmp_path: Any) -> Non
     assert len(causes) == 1 and "duration" in causes[0], causes
     assert rig.rt.lifecycle.state is State.SAFE_STOPPED
     after = [r for r in rig.ticks if r.t > marks["back"] and r.state is State.ACTIVE]
-    assert tick_rate(after) > 70.0
+    assert tick_rate(after) > 40.0  # running again; a busy 2-core machine gives 54-100 Hz
 
 
 @pytest.mark.parametrize("bad", ["nan", "shape"])

@@ -108,6 +108,23 @@ async def test_dead_motor_is_named_by_read_and_verify(make_emulator: MakeEmu) ->
         assert "found: id 1 (shoulder_pan)" in str(info.value)
 
 
+async def test_verify_asks_a_silent_servo_again_before_calling_it_missing(make_emulator: MakeEmu) -> None:
+    """One lost ping reply at connect (a loaded machine, a noisy cable) does not stop the arm connecting."""
+    emu = make_emulator("so101")
+    async with open_bus(arms.SO101, emu.port) as bus:
+        real, lost = bus._w_ping, {5: 2}  # id 5 misses its first ping round and the first retry
+
+        def flaky(servo_id: int):
+            if lost.get(servo_id, 0) > 0:
+                lost[servo_id] -= 1
+                raise NoResponseError("a ping", f"id {servo_id}", emu.port, 1_000_000, 0.01, 3)
+            return real(servo_id)
+
+        bus._w_ping = flaky  # type: ignore[method-assign]
+        found = await bus.verify(arms.SO101)
+        assert sorted(found) == [1, 2, 3, 4, 5, 6] and lost[5] == 0
+
+
 async def test_garbled_every_time_raises_corrupt_response(make_emulator: MakeEmu) -> None:
     emu = make_emulator("so101", faults="corrupt=1")
     async with open_bus(arms.SO101, emu.port, latency_s=0.05) as bus:  # no timeout on a loaded machine
