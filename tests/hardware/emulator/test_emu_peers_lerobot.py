@@ -65,7 +65,8 @@ def test_feetech_bus_setup_motor_changes_the_id_over_the_wire():
 def test_feetech_handshake_reports_a_missing_motor():
     with Emulator("so101", faults="dead=4") as emu:
         bus = FeetechMotorsBus(emu.port, so_motors())
-        with pytest.raises(RuntimeError, match=r"Missing motor IDs:\s+- 4 "):
+        # id 4 is listed missing (a loaded machine can make LeRobot's own ping miss another id too)
+        with pytest.raises(RuntimeError, match=r"Missing motor IDs:\s+(- \d+ .*\s+)*- 4 "):
             bus.connect()
 
 
