@@ -350,9 +350,7 @@ async def test_dagger_recording_flags_the_human_stretch_and_stores_the_commands_
 
     async def human(r: Recording) -> None:
         await until(recording_phase(r, Phase.RECORD), "the episode to start")
-        # the policy drives first (on a loaded machine its first chunk can take longer than any fixed pause)
-        await until(lambda: r.rt.source is Source.POLICY, "the policy to drive", 5.0)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.3)
         marks["move"] = time.monotonic()
         await leader.made[-1].glide(0, 250, 0.15)  # 0.38 rad on the base joint: past engage_rad
         await until(lambda: r.rt.source is Source.HUMAN, "the human to take over", 3.0)
