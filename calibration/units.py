@@ -144,6 +144,21 @@ def dataset_units(info: Mapping[str, Any], key: str = "action") -> JointUnits:
     feat = (info.get("features") or {}).get(key)
     if not isinstance(feat, Mapping):
         raise UnitsError(f"the dataset has no {key!r} feature")
+    names = feature_names(info, key)
+    robot_type = info.get("robot_type")
+    if feat.get("units") == RAD:
+        return radians(names, canonical_type(robot_type))
+    if feat.get("units") not in (None, ""):
+        raise UnitsError(f"{key} declares units {feat.get('units')!r}, which this program does not know; {FIX}")
+    return lerobot_units(str(robot_type), names) if robot_type else lerobot_units("", names)
+
+
+def feature_names(info: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """The joint names of ``key`` in a dataset's ``meta/info.json`` (LeRobot's ``<joint>.pos``); a feature
+    without names gets ``FEATURE_NAMES`` when it has six values. ``UnitsError`` otherwise."""
+    feat = (info.get("features") or {}).get(key)
+    if not isinstance(feat, Mapping):
+        raise UnitsError(f"the dataset has no {key!r} feature")
     names = feat.get("names")
     if isinstance(names, Mapping):  # LeRobot v2 style {"motors": [...]}
         names = next(iter(names.values()), None)
@@ -152,14 +167,13 @@ def dataset_units(info: Mapping[str, Any], key: str = "action") -> JointUnits:
         n = shape[0] if shape else 0
         if n != len(FEATURE_NAMES):
             raise UnitsError(f"{key} has {n} values and no joint names; the arm has {len(FEATURE_NAMES)} joints")
-        names = FEATURE_NAMES
-    names = tuple(str(n) for n in names)
-    robot_type = info.get("robot_type")
-    if feat.get("units") == RAD:
-        return radians(names, canonical_type(robot_type))
-    if feat.get("units") not in (None, ""):
-        raise UnitsError(f"{key} declares units {feat.get('units')!r}, which this program does not know; {FIX}")
-    return lerobot_units(str(robot_type), names) if robot_type else lerobot_units("", names)
+        return FEATURE_NAMES
+    return tuple(str(n) for n in names)
+
+
+def lerobot_converter(profile: Any, calibration: ArmCalibration, names: Sequence[str] = FEATURE_NAMES) -> UnitsConverter:
+    """Radians <-> what ``lerobot-record`` writes for ``profile`` (an ``ArmProfile``), with ``calibration``."""
+    return UnitsConverter(lerobot_units(profile.lerobot_type, names), calibration, profile.family)
 
 
 def parse_units(value: Any, *, robot_type: str | None, names: Sequence[str] = FEATURE_NAMES) -> JointUnits:
@@ -209,6 +223,11 @@ class UnitsConverter:
                 if inverted:
                     a[pos], b[pos] = -a[pos], -b[pos]
         self._a, self._b = a, b
+
+    @property
+    def slope(self) -> np.ndarray:
+        """File units per radian for each of the file's joints (its order): ``value = slope * rad + offset``."""
+        return self._a.copy()
 
     @property
     def identity(self) -> bool:

@@ -150,10 +150,10 @@ class Recording:
             "runtime": cfg.model_dump(mode="json"),
             "mode": "dagger" if cfg.policy else "teleop",
         }
-        from calibration.units import UnitsConverter, lerobot_units
+        from calibration.units import lerobot_converter
 
         arm = rt.p.arm  # ArmIO: the profile and the calibration the run drives with
-        units = UnitsConverter(lerobot_units(arm.profile.lerobot_type, STATE_NAMES), arm.cal, arm.profile.family)
+        units = lerobot_converter(arm.profile, arm.cal, STATE_NAMES)
         sink = DatasetSink(rec.out, rec.repo_id or f"local/{rec.out.resolve().name or 'recording'}", rec.fps,
                            record_features(shapes, rec.video), arm.profile.lerobot_type, action, run_info=run_info,
                            max_queue_mb=rec.max_queue_mb, units=units)

@@ -652,8 +652,7 @@ def scale_for(units: Mapping[str, Any] | None, names: Sequence[str], std: np.nda
         from hardware.arms import SO101
 
         conv = UnitsConverter(ju, ArmCalibration.simulated(SO101), SO101.family)
-        m = conv.to_units(np.eye(len(ju.names))) - conv.to_units(np.zeros(len(ju.names)))
-        per_unit = 1.0 / np.abs(m).max(axis=0)  # each file column moves with exactly one joint
+        per_unit = 1.0 / np.abs(conv.slope)
     except UnitsError as e:
         return Scale(names, [None] * len(names), std, ju.describe(), f"cannot convert to radians ({e}): dataset units only")
     to_rad: list[float | None] = []

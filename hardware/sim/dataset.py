@@ -198,10 +198,10 @@ def units_problem(key: str, have: dict) -> str:
 def sim_units() -> Any:
     """The converter radians -> LeRobot SO-101 units with the simulated arm's calibration (module doc)."""
     from calibration.model import ArmCalibration  # the sim's calibration lives there (ticks <-> radians)
-    from calibration.units import UnitsConverter, lerobot_units
+    from calibration.units import lerobot_converter
     from hardware.arms import SO101
 
-    return UnitsConverter(lerobot_units(ROBOT_TYPE, STATE_NAMES), ArmCalibration.simulated(SO101), SO101.family)
+    return lerobot_converter(SO101, ArmCalibration.simulated(SO101), STATE_NAMES)
 
 
 def _check_resumable(out: Path, fps: int, resolution: int, video: bool) -> None:

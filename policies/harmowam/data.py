@@ -220,13 +220,13 @@ def load_frames(root: str | Path, model_cfg: Any, data_cfg: DataConfig | None = 
 def frame_units(info: dict[str, Any], data_cfg: DataConfig, root: Path) -> dict[str, Any] | None:
     """The units of the dataset's state and action (``calibration.units``) as JSON, ``None`` when they cannot
     be told (a warning says how to declare them). State and action in different units: ``DatasetError``."""
-    from calibration.units import UnitsError, dataset_units, parse_units
+    from calibration.units import UnitsError, dataset_units, feature_names, parse_units
 
     try:
         got = {}
         for key in (data_cfg.state_key, data_cfg.action_key):
             if data_cfg.units is not None:
-                names = dataset_units_names(info, key)
+                names = feature_names(info, key)
                 got[key] = parse_units(data_cfg.units, robot_type=info.get("robot_type"), names=names)
             else:
                 got[key] = dataset_units(info, key)
@@ -239,13 +239,6 @@ def frame_units(info: dict[str, Any], data_cfg: DataConfig, root: Path) -> dict[
         raise DatasetError(f"--dataset {root}: {data_cfg.state_key} is in {state.describe()} but {data_cfg.action_key} in "
                            f"{action.describe()}; the policy needs both in one convention")
     return action.as_json()
-
-
-def dataset_units_names(info: dict[str, Any], key: str) -> tuple[str, ...]:
-    from calibration.units import FEATURE_NAMES
-
-    names = ((info.get("features") or {}).get(key) or {}).get("names")
-    return tuple(names) if isinstance(names, list) and names else FEATURE_NAMES
 
 
 def _phases(table: dict, has_phase: bool, data_cfg: DataConfig, action: np.ndarray, state: np.ndarray,
